@@ -1,0 +1,63 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *tu_mkdtemp(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *path = malloc(4096);
+	if (!path)
+		return NULL;
+	snprintf(path, 4096, "%s/samen-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+void tu_rmtree(const char *path)
+{
+	char cmd[4200];
+	if (!path || !*path || strcmp(path, "/") == 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", path);
+}
+
+uint8_t *tu_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long n;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n + 1);
+		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		if (buf)
+			*len = (size_t)n;
+	}
+	fclose(f);
+	return buf;
+}
+
+int tu_write_file(const char *path, const void *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = 0;
+	if (!f)
+		return -1;
+	if (fwrite(buf, 1, len, f) != len)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
