@@ -1,1 +1,981 @@
-int main(void) { return 0; }
+/*
+ * samen - the command line, a thin layer over the public API.
+ *
+ * Exit codes: 0 success, 1 error (the message says what was wrong), 2 usage.
+ * Every command takes --json for scripts, --store DIR and --plan ID|NAME.
+ */
+#include "cli/json.h"
+#include "samen/samen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_USAGE 2
+
+typedef struct {
+	const char *store;
+	const char *plan;
+	int json;
+	int argc;
+	char **argv;            /* positional arguments and command options */
+} cli;
+
+static const char usage_text[] =
+	"usage: samen [--store DIR] [--plan ID|NAME] [--json] COMMAND [ARGS]\n"
+	"\n"
+	"  init [--name NAME]              create the store and this device's key\n"
+	"  id                              show this device's key and name\n"
+	"  plan create --client NAME [--lang nl|en]\n"
+	"  plan list\n"
+	"  goal add TITLE [--FIELD VALUE ...]   fields: area parent term priority rank\n"
+	"                                       status target description\n"
+	"  goal list | show GOAL | set GOAL FIELD VALUE [FIELD VALUE ...] | rm GOAL\n"
+	"  log [GOAL] [-n N]               who changed what, when, and the verdict\n"
+	"  blame GOAL                      per field: value, who, when, which change\n"
+	"  conflicts                       fields holding concurrent values\n"
+	"  resolve GOAL FIELD [VALUE]      settle a conflict (no VALUE: keep the shown one)\n"
+	"  member add NAME --device KEY | member list\n"
+	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
+	"  vv                              this plan's version vector (for --since)\n"
+	"  check                           verify replica against history; print state hash\n"
+	"  rebuild                         recreate the replica from the history\n";
+
+static int usage(const char *msg)
+{
+	if (msg)
+		fprintf(stderr, "samen: %s\n\n", msg);
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+static int fail(const cli *c, const char *what)
+{
+	const char *msg = samen_error_last();
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 0);
+		json_kv_str(stdout, &first, "error", msg[0] ? msg : what);
+		printf("}\n");
+	}
+	fprintf(stderr, "samen: %s%s%s\n", what ? what : "", what && msg[0] ? ": " : "", msg);
+	return 1;
+}
+
+/* Take "--name VALUE" out of the arguments; returns VALUE or NULL. */
+static const char *take_opt(cli *c, const char *name)
+{
+	for (int i = 0; i < c->argc; i++) {
+		if (strcmp(c->argv[i], name) == 0 && i + 1 < c->argc) {
+			const char *v = c->argv[i + 1];
+			memmove(&c->argv[i], &c->argv[i + 2], (size_t)(c->argc - i - 2) * sizeof(char *));
+			c->argc -= 2;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static int no_more_opts(const cli *c)
+{
+	for (int i = 0; i < c->argc; i++)
+		if (strncmp(c->argv[i], "--", 2) == 0 && c->argv[i][2]) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", c->argv[i]);
+			return usage(msg);
+		}
+	return 0;
+}
+
+static int open_store(const cli *c, samen_store **s)
+{
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	o.path = c->store;
+	return samen_store_open(s, &o);
+}
+
+static int open_plan(const cli *c, samen_store **s, samen_plan **p)
+{
+	int rc;
+	*p = NULL;
+	if ((rc = open_store(c, s)) < 0)
+		return rc;
+	if ((rc = samen_plan_open(p, *s, c->plan)) < 0) {
+		samen_store_free(*s);
+		*s = NULL;
+	}
+	return rc;
+}
+
+static void fmt_time(char *buf, size_t cap, int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm))
+		strftime(buf, cap, "%Y-%m-%d %H:%M", &tm);
+	else
+		snprintf(buf, cap, "%lld", (long long)t);
+}
+
+/* --- init, id, plan ------------------------------------------------------------ */
+
+static int cmd_init(cli *c)
+{
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	samen_store *s = NULL;
+	o.path = c->store;
+	o.device_name = take_opt(c, "--name");
+	o.create = 1;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (samen_store_open(&s, &o) < 0)
+		return fail(c, "init");
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 1);
+		json_kv_str(stdout, &first, "store", samen_store_path(s));
+		json_kv_str(stdout, &first, "device", samen_store_device_key(s));
+		json_kv_str(stdout, &first, "name", samen_store_device_name(s));
+		printf("}\n");
+	} else {
+		printf("Store: %s\nDevice: %s (%s)\n", samen_store_path(s), samen_store_device_key(s),
+		       samen_store_device_name(s));
+	}
+	samen_store_free(s);
+	return 0;
+}
+
+static int cmd_id(cli *c)
+{
+	samen_store *s = NULL;
+	char fp[17];
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (open_store(c, &s) < 0)
+		return fail(c, "id");
+	/* the fingerprint is the first 16 hex digits of the key, as in commits */
+	snprintf(fp, sizeof(fp), "%.16s", samen_store_device_key(s));
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_str(stdout, &first, "device", samen_store_device_key(s));
+		json_kv_str(stdout, &first, "fingerprint", fp);
+		json_kv_str(stdout, &first, "name", samen_store_device_name(s));
+		json_kv_str(stdout, &first, "store", samen_store_path(s));
+		printf("}\n");
+	} else {
+		printf("%s %s\nfingerprint %s\n", samen_store_device_key(s), samen_store_device_name(s), fp);
+	}
+	samen_store_free(s);
+	return 0;
+}
+
+static int cmd_plan(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	const char *sub = c->argc ? c->argv[0] : NULL;
+	if (!sub)
+		return usage("plan: create or list?");
+	c->argc--;
+	c->argv++;
+	if (strcmp(sub, "create") == 0) {
+		const char *client = take_opt(c, "--client");
+		const char *lang = take_opt(c, "--lang");
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (!client || c->argc)
+			return usage("plan create needs --client NAME (and nothing else)");
+		if (open_store(c, &s) < 0)
+			return fail(c, "plan create");
+		if (samen_plan_create(&p, s, client, lang ? lang : "nl") < 0) {
+			samen_store_free(s);
+			return fail(c, "plan create");
+		}
+		if (c->json) {
+			int first = 1;
+			printf("{");
+			json_kv_bool(stdout, &first, "ok", 1);
+			json_kv_str(stdout, &first, "plan", samen_plan_id(p));
+			json_kv_str(stdout, &first, "client", samen_plan_client(p));
+			json_kv_str(stdout, &first, "lang", samen_plan_lang(p));
+			printf("}\n");
+		} else {
+			printf("Created plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
+		}
+		samen_plan_free(p);
+		samen_store_free(s);
+		return 0;
+	}
+	if (strcmp(sub, "list") == 0) {
+		samen_plan_info *plans = NULL;
+		size_t n = 0;
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (open_store(c, &s) < 0 || samen_store_plans(s, &plans, &n) < 0) {
+			samen_store_free(s);
+			return fail(c, "plan list");
+		}
+		if (c->json)
+			printf("[");
+		for (size_t i = 0; i < n; i++) {
+			if (c->json) {
+				int first = 1;
+				printf("%s{", i ? "," : "");
+				json_kv_str(stdout, &first, "plan", plans[i].id);
+				json_kv_str(stdout, &first, "client", plans[i].client);
+				json_kv_str(stdout, &first, "lang", plans[i].lang);
+				json_kv_int(stdout, &first, "changes", plans[i].changes);
+				json_kv_int(stdout, &first, "goals", plans[i].goals);
+				printf("}");
+			} else {
+				printf("%s  %-24s %lld goals, %lld changes\n", plans[i].id, plans[i].client,
+				       (long long)plans[i].goals, (long long)plans[i].changes);
+			}
+		}
+		if (c->json)
+			printf("]\n");
+		else if (n == 0)
+			printf("No plans yet. Create one with: samen plan create --client NAME\n");
+		free(plans);
+		samen_store_free(s);
+		return 0;
+	}
+	return usage("plan: create or list?");
+}
+
+/* --- goals ------------------------------------------------------------------------ */
+
+typedef struct {
+	const cli *c;
+	int count;
+} list_ctx;
+
+static const char *field_of(const samen_entity_view *e, const char *name, int *nvalues)
+{
+	for (size_t i = 0; i < e->nfields; i++)
+		if (strcmp(e->fields[i].name, name) == 0) {
+			if (nvalues)
+				*nvalues = e->fields[i].nvalues;
+			return e->fields[i].value;
+		}
+	return "";
+}
+
+static void json_entity(const samen_entity_view *e)
+{
+	int first = 1;
+	printf("{");
+	json_kv_str(stdout, &first, "id", e->uid);
+	json_kv_str(stdout, &first, "type", e->type);
+	for (size_t i = 0; i < e->nfields; i++)
+		json_kv_str(stdout, &first, e->fields[i].name, e->fields[i].value[0] ? e->fields[i].value : NULL);
+	json_kv_int(stdout, &first, "depth", e->depth);
+	printf(",\"conflicts\":[");
+	for (size_t i = 0, k = 0; i < e->nfields; i++)
+		if (e->fields[i].nvalues > 1) {
+			printf("%s", k++ ? "," : "");
+			json_str(stdout, e->fields[i].name);
+		}
+	printf("]");
+	json_kv_bool(stdout, &first, "parent_cycle", e->cycle);
+	printf("}");
+}
+
+static int print_goal_line(const samen_entity_view *e, void *payload)
+{
+	list_ctx *l = payload;
+	int conflict = 0;
+	if (l->c->json) {
+		printf("%s", l->count ? "," : "");
+		json_entity(e);
+	} else {
+		for (size_t i = 0; i < e->nfields; i++)
+			if (e->fields[i].nvalues > 1)
+				conflict = 1;
+		const char *status = field_of(e, "status", NULL), *prio = field_of(e, "priority", NULL);
+		printf("%.8s  %*s%s%s%s%s%s%s%s\n", e->uid, e->depth * 2, "", field_of(e, "title", NULL),
+		       status[0] ? "  [" : "", status, status[0] ? "]" : "", prio[0] ? "  prio " : "", prio,
+		       conflict ? "  (conflict: see samen conflicts)" : e->cycle ? "  (parent ignored: cycle)" : "");
+	}
+	l->count++;
+	return 0;
+}
+
+static int print_goal_full(const samen_entity_view *e, void *payload)
+{
+	list_ctx *l = payload;
+	if (l->c->json) {
+		json_entity(e);
+		printf("\n");
+	} else {
+		printf("goal %s\n", e->uid);
+		for (size_t i = 0; i < e->nfields; i++)
+			printf("  %-12s %s%s\n", e->fields[i].name, e->fields[i].value,
+			       e->fields[i].nvalues > 1 ? "   (conflict: concurrent values, see samen conflicts)" : "");
+		if (e->cycle)
+			printf("  (its parent assignment would make a cycle and is ignored)\n");
+	}
+	l->count++;
+	return 0;
+}
+
+static int commit_edit(const cli *c, samen_edit *e, const char *what, const char *uid)
+{
+	char id[65];
+	if (samen_edit_commit(e, id) < 0)
+		return fail(c, what);
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 1);
+		json_kv_str(stdout, &first, "change", id);
+		if (uid)
+			json_kv_str(stdout, &first, "id", uid);
+		printf("}\n");
+	} else if (uid) {
+		printf("%s %s (change %.12s)\n", what, uid, id);
+	} else {
+		printf("%s (change %.12s)\n", what, id);
+	}
+	return 0;
+}
+
+static const char *const goal_fields[] = {"area", "parent", "term", "priority", "rank", "status", "target",
+                                           "description"};
+
+static int cmd_goal(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_edit *e = NULL;
+	list_ctx l = {c, 0};
+	const char *sub = c->argc ? c->argv[0] : NULL;
+	int rc = 1;
+
+	if (!sub)
+		return usage("goal: add, list, show, set or rm?");
+	c->argc--;
+	c->argv++;
+	if (strcmp(sub, "add") == 0) {
+		const char *vals[sizeof(goal_fields) / sizeof(goal_fields[0])];
+		char uid[17], opt[32];
+		for (size_t i = 0; i < sizeof(goal_fields) / sizeof(goal_fields[0]); i++) {
+			snprintf(opt, sizeof(opt), "--%s", goal_fields[i]);
+			vals[i] = take_opt(c, opt);
+		}
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (c->argc != 1)
+			return usage("goal add TITLE [--FIELD VALUE ...]");
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "goal add");
+		if (samen_edit_begin(&e, p) < 0 || samen_edit_create(e, "goal", uid) < 0 ||
+		    samen_edit_set(e, uid, "title", c->argv[0]) < 0 ||
+		    (!vals[5] && samen_edit_set(e, uid, "status", "open") < 0)) {
+			rc = fail(c, "goal add");
+			goto cleanup;
+		}
+		for (size_t i = 0; i < sizeof(goal_fields) / sizeof(goal_fields[0]); i++)
+			if (vals[i] && samen_edit_set(e, uid, goal_fields[i], vals[i]) < 0) {
+				rc = fail(c, "goal add");
+				goto cleanup;
+			}
+		rc = commit_edit(c, e, "Added goal", uid);
+	} else if (strcmp(sub, "list") == 0) {
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "goal list");
+		if (c->json)
+			printf("[");
+		if (samen_entity_list(p, "goal", print_goal_line, &l) < 0) {
+			rc = fail(c, "goal list");
+			goto cleanup;
+		}
+		if (c->json)
+			printf("]\n");
+		else if (l.count == 0)
+			printf("No goals yet. Add one with: samen goal add TITLE\n");
+		rc = 0;
+	} else if (strcmp(sub, "show") == 0) {
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (c->argc != 1)
+			return usage("goal show GOAL");
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "goal show");
+		rc = samen_entity_get(p, "goal", c->argv[0], print_goal_full, &l) < 0 ? fail(c, "goal show") : 0;
+	} else if (strcmp(sub, "set") == 0) {
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (c->argc < 3 || (c->argc - 1) % 2 != 0)
+			return usage("goal set GOAL FIELD VALUE [FIELD VALUE ...]");
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "goal set");
+		if (samen_edit_begin(&e, p) < 0) {
+			rc = fail(c, "goal set");
+			goto cleanup;
+		}
+		for (int i = 1; i + 1 < c->argc; i += 2)
+			if (samen_edit_set(e, c->argv[0], c->argv[i], c->argv[i + 1]) < 0) {
+				rc = fail(c, "goal set");
+				goto cleanup;
+			}
+		rc = commit_edit(c, e, "Changed goal", NULL);
+	} else if (strcmp(sub, "rm") == 0) {
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (c->argc != 1)
+			return usage("goal rm GOAL");
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "goal rm");
+		if (samen_edit_begin(&e, p) < 0 || samen_edit_delete(e, c->argv[0]) < 0) {
+			rc = fail(c, "goal rm");
+			goto cleanup;
+		}
+		rc = commit_edit(c, e, "Deleted goal", NULL);
+	} else {
+		return usage("goal: add, list, show, set or rm?");
+	}
+cleanup:
+	samen_edit_free(e);
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc;
+}
+
+/* --- history: log, blame, conflicts, resolve ------------------------------------ */
+
+typedef struct {
+	const cli *c;
+	long limit;
+	long count;
+} log_ctx;
+
+static int print_log(const samen_log_entry *e, void *payload)
+{
+	log_ctx *l = payload;
+	char when[32];
+	if (l->limit >= 0 && l->count >= l->limit)
+		return 1;
+	if (l->c->json) {
+		int first = 1;
+		printf("%s{", l->count ? "," : "");
+		json_kv_str(stdout, &first, "change", e->id);
+		json_kv_str(stdout, &first, "author", e->author);
+		json_kv_str(stdout, &first, "device", e->device);
+		json_kv_int(stdout, &first, "time", e->time);
+		json_kv_int(stdout, &first, "seq", (long long)e->seq);
+		json_kv_int(stdout, &first, "lamport", (long long)e->lamport);
+		json_kv_str(stdout, &first, "verdict", e->accepted ? "accepted" : "rejected");
+		json_kv_str(stdout, &first, "reason", e->reason);
+		json_kv_str(stdout, &first, "summary", e->summary);
+		json_kv_str(stdout, &first, "commit", e->commit);
+		json_kv_int(stdout, &first, "ops", (long long)e->nops);
+		printf("}");
+	} else {
+		fmt_time(when, sizeof(when), e->time);
+		printf("change %.16s  %s  %s (device %.16s)\n    %s\n", e->id, when, e->author, e->device, e->summary);
+		if (!e->accepted)
+			printf("    REJECTED: %s\n", e->reason ? e->reason : "");
+	}
+	l->count++;
+	return 0;
+}
+
+static int cmd_log(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	const char *n = take_opt(c, "-n");
+	log_ctx l = {c, n ? atol(n) : -1, 0};
+	int rc;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (c->argc > 1)
+		return usage("log [GOAL] [-n N]");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, "log");
+	if (c->json)
+		printf("[");
+	rc = samen_log(p, c->argc ? c->argv[0] : NULL, print_log, &l);
+	if (rc < 0) {
+		rc = fail(c, "log");
+	} else {
+		rc = 0;
+		if (c->json)
+			printf("]\n");
+	}
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc;
+}
+
+typedef struct {
+	const cli *c;
+	long count;
+	const char *last_entity;
+	char last_key[64];
+} value_ctx;
+
+static int print_value(const samen_value_info *v, void *payload)
+{
+	value_ctx *x = payload;
+	char when[32], key[64];
+	if (x->c->json) {
+		int first = 1;
+		printf("%s{", x->count ? "," : "");
+		json_kv_str(stdout, &first, "id", v->entity);
+		json_kv_str(stdout, &first, "title", v->title);
+		json_kv_str(stdout, &first, "field", v->field);
+		json_kv_str(stdout, &first, "value", v->value);
+		json_kv_bool(stdout, &first, "shown", v->winner);
+		json_kv_int(stdout, &first, "values", v->nvalues);
+		json_kv_str(stdout, &first, "author", v->author);
+		json_kv_str(stdout, &first, "device", v->device);
+		json_kv_int(stdout, &first, "time", v->time);
+		json_kv_str(stdout, &first, "change", v->change);
+		printf("}");
+	} else {
+		fmt_time(when, sizeof(when), v->time);
+		snprintf(key, sizeof(key), "%s/%s", v->entity, v->field);
+		if (strcmp(key, x->last_key) != 0 && v->nvalues > 1)
+			printf("%.8s %s  %s: %d concurrent values\n", v->entity, v->title, v->field, v->nvalues);
+		snprintf(x->last_key, sizeof(x->last_key), "%s", key);
+		if (v->nvalues > 1)
+			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", v->value, v->author, when,
+			       v->change);
+		else
+			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, v->value, v->author, when, v->change);
+	}
+	x->count++;
+	return 0;
+}
+
+static int cmd_values(cli *c, int blame)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	value_ctx x = {c, 0, NULL, ""};
+	int rc;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (blame ? c->argc != 1 : c->argc != 0)
+		return usage(blame ? "blame GOAL" : "conflicts");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, blame ? "blame" : "conflicts");
+	if (c->json)
+		printf("[");
+	rc = blame ? samen_blame(p, c->argv[0], print_value, &x) : samen_conflicts(p, print_value, &x);
+	if (rc < 0) {
+		rc = fail(c, blame ? "blame" : "conflicts");
+	} else {
+		rc = 0;
+		if (c->json)
+			printf("]\n");
+		else if (!blame && x.count == 0)
+			printf("No conflicts.\n");
+		else if (!blame)
+			printf("(* = the value shown everywhere; settle with: samen resolve GOAL FIELD [VALUE])\n");
+	}
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc;
+}
+
+typedef struct {
+	const char *field;
+	char *winner;
+	int nvalues;
+} resolve_ctx;
+
+static int find_winner(const samen_value_info *v, void *payload)
+{
+	resolve_ctx *r = payload;
+	if (strcmp(v->field, r->field) == 0) {
+		r->nvalues = v->nvalues;
+		if (v->winner && !r->winner)
+			r->winner = strdup(v->value);
+	}
+	return 0;
+}
+
+static int cmd_resolve(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_edit *e = NULL;
+	resolve_ctx r = {NULL, NULL, 0};
+	int rc = 1;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (c->argc != 2 && c->argc != 3)
+		return usage("resolve GOAL FIELD [VALUE]");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, "resolve");
+	r.field = c->argv[1];
+	if (samen_blame(p, c->argv[0], find_winner, &r) < 0) {
+		rc = fail(c, "resolve");
+		goto cleanup;
+	}
+	if (r.nvalues < 2 && c->argc == 2) {
+		samen_error_set(SAMEN_EINVAL, "field '%s' of %s has no conflict", c->argv[1], c->argv[0]);
+		rc = fail(c, "resolve");
+		goto cleanup;
+	}
+	/* The new change has every concurrent value in its causal past, so its
+	 * value supersedes them all. */
+	if (samen_edit_begin(&e, p) < 0 ||
+	    samen_edit_set(e, c->argv[0], c->argv[1], c->argc == 3 ? c->argv[2] : (r.winner ? r.winner : "")) < 0) {
+		rc = fail(c, "resolve");
+		goto cleanup;
+	}
+	rc = commit_edit(c, e, "Resolved", NULL);
+cleanup:
+	free(r.winner);
+	samen_edit_free(e);
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc;
+}
+
+/* --- members, bundles, check ------------------------------------------------------- */
+
+typedef struct {
+	const cli *c;
+	int count;
+} member_ctx;
+
+static int print_member(const samen_member_info *m, void *payload)
+{
+	member_ctx *x = payload;
+	if (x->c->json) {
+		int first = 1;
+		printf("%s{", x->count ? "," : "");
+		json_kv_str(stdout, &first, "name", m->name);
+		json_kv_str(stdout, &first, "device", m->device);
+		json_kv_bool(stdout, &first, "creator", m->creator);
+		json_kv_str(stdout, &first, "added_by", m->added_by);
+		printf("}");
+	} else {
+		printf("%-20s %.16s%s\n", m->name, m->device, m->creator ? "  (started the plan)" : "");
+	}
+	x->count++;
+	return 0;
+}
+
+static int cmd_member(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_edit *e = NULL;
+	const char *sub = c->argc ? c->argv[0] : NULL;
+	int rc = 1;
+	if (!sub)
+		return usage("member: add or list?");
+	c->argc--;
+	c->argv++;
+	if (strcmp(sub, "add") == 0) {
+		const char *key = take_opt(c, "--device");
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (!key || c->argc != 1)
+			return usage("member add NAME --device KEY");
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "member add");
+		if (samen_edit_begin(&e, p) < 0 || samen_edit_member_add(e, key, c->argv[0]) < 0) {
+			rc = fail(c, "member add");
+			goto cleanup;
+		}
+		rc = commit_edit(c, e, "Added member", NULL);
+	} else if (strcmp(sub, "list") == 0) {
+		member_ctx x = {c, 0};
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (open_plan(c, &s, &p) < 0)
+			return fail(c, "member list");
+		if (c->json)
+			printf("[");
+		if (samen_member_list(p, print_member, &x) < 0) {
+			rc = fail(c, "member list");
+			goto cleanup;
+		}
+		if (c->json)
+			printf("]\n");
+		rc = 0;
+	} else {
+		return usage("member: add or list?");
+	}
+cleanup:
+	samen_edit_free(e);
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc;
+}
+
+static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int import, int ok)
+{
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", ok);
+		if (!ok)
+			json_kv_str(stdout, &first, "error", samen_error_last());
+		json_kv_str(stdout, &first, "plan", st->plan);
+		json_kv_int(stdout, &first, "changes", (long long)st->changes);
+		json_kv_int(stdout, &first, "bytes", (long long)st->bytes);
+		if (import) {
+			json_kv_int(stdout, &first, "applied", (long long)st->applied);
+			json_kv_int(stdout, &first, "duplicates", (long long)st->duplicates);
+			json_kv_int(stdout, &first, "pending", (long long)st->pending);
+			json_kv_int(stdout, &first, "invalid", (long long)st->invalid);
+			json_kv_int(stdout, &first, "rejected", (long long)st->rejected);
+			json_kv_bool(stdout, &first, "cloned", st->cloned);
+		}
+		printf("}\n");
+	} else if (import) {
+		printf("Imported %llu new changes into plan %s%s (%llu already here, %llu waiting for others,"
+		       " %llu rejected by the rules, %llu invalid)\n",
+		       (unsigned long long)st->applied, st->plan, st->cloned ? " (new in this store)" : "",
+		       (unsigned long long)st->duplicates, (unsigned long long)st->pending,
+		       (unsigned long long)st->rejected, (unsigned long long)st->invalid);
+	} else {
+		printf("Wrote %llu changes of plan %s (%llu bytes)\n", (unsigned long long)st->changes, st->plan,
+		       (unsigned long long)st->bytes);
+	}
+}
+
+static char *read_small_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n;
+	if (!f) {
+		samen_error_set(SAMEN_EIO, "cannot read %s", path);
+		return NULL;
+	}
+	buf = malloc(1 << 20);
+	if (buf) {
+		n = fread(buf, 1, (1 << 20) - 1, f);
+		buf[n] = '\0';
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			buf[--n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+static int cmd_bundle(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_bundle_stats st;
+	const char *sub = c->argc ? c->argv[0] : NULL;
+	int rc;
+	if (!sub)
+		return usage("bundle: create or import?");
+	c->argc--;
+	c->argv++;
+	if (strcmp(sub, "create") == 0) {
+		const char *since = take_opt(c, "--since");
+		char *since_buf = NULL;
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (c->argc != 1)
+			return usage("bundle create FILE [--since VV|@FILE]");
+		if (since && since[0] == '@' && !(since = since_buf = read_small_file(since + 1)))
+			return fail(c, "bundle create");
+		if (open_plan(c, &s, &p) < 0) {
+			free(since_buf);
+			return fail(c, "bundle create");
+		}
+		rc = samen_bundle_create(p, c->argv[0], since, &st);
+		free(since_buf);
+		samen_plan_free(p);
+		samen_store_free(s);
+		if (rc < 0)
+			return fail(c, "bundle create");
+		print_bundle_stats(c, &st, 0, 1);
+		return 0;
+	}
+	if (strcmp(sub, "import") == 0) {
+		if (no_more_opts(c))
+			return EXIT_USAGE;
+		if (c->argc != 1)
+			return usage("bundle import FILE");
+		if (open_store(c, &s) < 0)
+			return fail(c, "bundle import");
+		rc = samen_bundle_import(s, c->argv[0], &st);
+		samen_store_free(s);
+		if (rc < 0) {
+			if (c->json)
+				print_bundle_stats(c, &st, 1, 0);
+			fprintf(stderr, "samen: bundle import: %s\n", samen_error_last());
+			return 1;
+		}
+		print_bundle_stats(c, &st, 1, 1);
+		return 0;
+	}
+	return usage("bundle: create or import?");
+}
+
+static int cmd_vv(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	char *vv = NULL;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, "vv");
+	if (samen_plan_version_vector(p, &vv) < 0) {
+		samen_plan_free(p);
+		samen_store_free(s);
+		return fail(c, "vv");
+	}
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_str(stdout, &first, "plan", samen_plan_id(p));
+		json_kv_str(stdout, &first, "vv", vv);
+		printf("}\n");
+	} else {
+		printf("%s\n", vv);
+	}
+	free(vv);
+	samen_plan_free(p);
+	samen_store_free(s);
+	return 0;
+}
+
+static int cmd_check(cli *c, int rebuild)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_check_result r;
+	char hash[65] = "";
+	int rc;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (c->argc)
+		return usage(rebuild ? "rebuild takes no arguments" : "check takes no arguments");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, rebuild ? "rebuild" : "check");
+	if (rebuild && samen_plan_rebuild(p) < 0) {
+		samen_plan_free(p);
+		samen_store_free(s);
+		return fail(c, "rebuild");
+	}
+	rc = samen_plan_check(p, &r, hash);
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", rc == 0);
+		if (rc < 0)
+			json_kv_str(stdout, &first, "error", samen_error_last());
+		json_kv_str(stdout, &first, "plan", samen_plan_id(p));
+		json_kv_str(stdout, &first, "state_hash", hash);
+		json_kv_int(stdout, &first, "changes", r.changes);
+		json_kv_int(stdout, &first, "accepted", r.accepted);
+		json_kv_int(stdout, &first, "rejected", r.rejected);
+		json_kv_int(stdout, &first, "pending", r.pending);
+		json_kv_int(stdout, &first, "entities", r.entities);
+		json_kv_int(stdout, &first, "conflicts", r.conflicts);
+		json_kv_int(stdout, &first, "members", r.members);
+		json_kv_int(stdout, &first, "parent_cycles", r.cycles);
+		printf("}\n");
+	} else {
+		if (rebuild)
+			printf("Rebuilt the replica from the history.\n");
+		printf("plan %s\nstate %s\n%lld changes (%lld accepted, %lld rejected), %lld pending, %lld entities,"
+		       " %lld conflicts, %lld members%s\n",
+		       samen_plan_id(p), hash, (long long)r.changes, (long long)r.accepted, (long long)r.rejected,
+		       (long long)r.pending, (long long)r.entities, (long long)r.conflicts, (long long)r.members,
+		       r.cycles ? ", parent cycles ignored" : "");
+	}
+	samen_plan_free(p);
+	samen_store_free(s);
+	if (rc < 0) {
+		fprintf(stderr, "samen: check: %s\n", samen_error_last());
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	cli c;
+	char **args = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0, rc;
+	const char *cmd;
+
+	memset(&c, 0, sizeof(c));
+	if (!args)
+		return 1;
+	/* global options may stand anywhere */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			c.json = 1;
+		else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+			c.store = argv[++i];
+		else if (strcmp(argv[i], "--plan") == 0 && i + 1 < argc)
+			c.plan = argv[++i];
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage_text, stdout);
+			free(args);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("samen %s\n", SAMEN_VERSION);
+			free(args);
+			return 0;
+		} else if (strcmp(argv[i], "--store") == 0 || strcmp(argv[i], "--plan") == 0) {
+			free(args);
+			return usage("--store and --plan need a value");
+		} else
+			args[n++] = argv[i];
+	}
+	if (n == 0) {
+		free(args);
+		return usage(NULL);
+	}
+	cmd = args[0];
+	c.argc = n - 1;
+	c.argv = args + 1;
+	if (strcmp(cmd, "init") == 0)
+		rc = cmd_init(&c);
+	else if (strcmp(cmd, "id") == 0)
+		rc = cmd_id(&c);
+	else if (strcmp(cmd, "plan") == 0)
+		rc = cmd_plan(&c);
+	else if (strcmp(cmd, "goal") == 0)
+		rc = cmd_goal(&c);
+	else if (strcmp(cmd, "log") == 0)
+		rc = cmd_log(&c);
+	else if (strcmp(cmd, "blame") == 0)
+		rc = cmd_values(&c, 1);
+	else if (strcmp(cmd, "conflicts") == 0)
+		rc = cmd_values(&c, 0);
+	else if (strcmp(cmd, "resolve") == 0)
+		rc = cmd_resolve(&c);
+	else if (strcmp(cmd, "member") == 0)
+		rc = cmd_member(&c);
+	else if (strcmp(cmd, "bundle") == 0)
+		rc = cmd_bundle(&c);
+	else if (strcmp(cmd, "vv") == 0)
+		rc = cmd_vv(&c);
+	else if (strcmp(cmd, "check") == 0)
+		rc = cmd_check(&c, 0);
+	else if (strcmp(cmd, "rebuild") == 0)
+		rc = cmd_check(&c, 1);
+	else {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "unknown command '%.60s'", cmd);
+		rc = usage(msg);
+	}
+	free(args);
+	return rc;
+}

@@ -28,9 +28,11 @@ int samen_error_wrap(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
+	/* prefix is at most 511 and old at most 1023 bytes; cut old so the
+	 * sum fits, keeping the start of both */
 	if (old[0])
-		snprintf(last_error, sizeof(last_error), "%s: %s", prefix, old);
+		snprintf(last_error, sizeof(last_error), "%.511s: %.509s", prefix, old);
 	else
-		snprintf(last_error, sizeof(last_error), "%s", prefix);
+		snprintf(last_error, sizeof(last_error), "%.511s", prefix);
 	return code;
 }

@@ -1,0 +1,120 @@
+/*
+ * replica.h - the SQLite replica: an incrementally maintained view of the
+ * history, and the merge.
+ *
+ * The replica is a pure function of the set of changes it has applied: the
+ * order of arrival, duplicates, or a rebuild from history give the same
+ * logical contents, which replica_state_hash() digests.
+ *
+ * Ingest happens in three steps, so that the caller (sync/) can put each
+ * change into the git history between ordering and applying:
+ *   1. ingest_add() decodes a change and checks its plan id and signature;
+ *   2. replica_order() drops duplicates, parks changes whose dependencies
+ *      have not arrived (pending), rejects broken chains, and puts the rest
+ *      in causal order;
+ *   3. replica_apply() writes them, in that order, in one transaction:
+ *      verdicts, version vectors and the materialized registers.
+ */
+#ifndef SAMEN_CORE_REPLICA_H
+#define SAMEN_CORE_REPLICA_H
+
+#include "core/change.h"
+#include "core/hmap.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#define SAMEN_MAX_PENDING 100000u
+
+typedef struct replica replica;
+
+typedef enum {
+	ITEM_NEW = 0,
+	ITEM_DUP,       /* already applied */
+	ITEM_READY,     /* in b->order, will be applied */
+	ITEM_PENDING,   /* waits for a dependency */
+	ITEM_BAD        /* broken chain etc.; never stored */
+} item_state;
+
+typedef struct {
+	uint8_t *bytes;           /* owned */
+	size_t len;
+	uint8_t sig[64];
+	uint8_t id[32];
+	samen_change ch;          /* borrows bytes */
+	uint8_t commit[20];       /* git commit id, set by the caller before apply */
+	bool has_commit;
+	bool from_pending;        /* loaded from the pending table */
+	item_state state;
+	char *error;              /* ITEM_BAD: why (owned) */
+} ingest_item;
+
+typedef struct {
+	uint8_t plan[16];
+	ingest_item *items;
+	size_t n, cap;
+	size_t *order;            /* READY items in causal order */
+	size_t nready;
+	size_t npending, ndup, nbad;
+	hmap byid;                /* change id -> index into items */
+} ingest_batch;
+
+int ingest_init(ingest_batch *b, const uint8_t plan[16]);
+void ingest_free(ingest_batch *b);
+/* Decode and verify one change; takes ownership of bytes in every case.
+ * Returns 0 (also for a duplicate inside the batch) or SAMEN_EDECODE /
+ * SAMEN_ESIG / SAMEN_EINVAL (wrong plan) with the reason; a failed change is
+ * not added. */
+int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64]);
+/* Item by change id, or NULL. */
+ingest_item *ingest_find(ingest_batch *b, const uint8_t id[32]);
+
+int replica_open(replica **out, const char *path);
+void replica_close(replica *r);
+sqlite3 *replica_db(replica *r);
+
+/* Plan id stored in the replica (zero when it has none yet). */
+int replica_plan_id(replica *r, uint8_t plan[16], bool *known);
+int replica_set_plan_id(replica *r, const uint8_t plan[16]);
+
+int replica_order(replica *r, ingest_batch *b);
+int replica_apply(replica *r, ingest_batch *b);
+
+/* Commit of an applied change (SAMEN_ENOTFOUND if none). */
+int replica_change_commit(replica *r, const uint8_t id[32], uint8_t commit[20]);
+bool replica_has_change(replica *r, const uint8_t id[32]);
+/* Highest seq applied for a device key (0 if none). */
+uint64_t replica_device_seq(replica *r, const uint8_t key[32]);
+
+/* What a new local change by author builds on. heads is malloc'ed (32 bytes
+ * each). */
+typedef struct {
+	bool has_prev;
+	uint8_t prev[32];
+	uint64_t seq;             /* of the new change */
+	uint64_t ctr_base;        /* first entity counter of the new change */
+	uint64_t lamport;         /* of the new change */
+	uint8_t *heads;
+	uint32_t nheads;
+} replica_edit_base;
+int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_base *out);
+
+/* Entity lookup by uid prefix or exact title (type 0 = any type). */
+typedef struct {
+	int64_t rowid;
+	uint32_t type;
+	uint8_t key[32];          /* creator device */
+	uint64_t n;
+	char uid[17];
+	bool deleted;
+} replica_entity;
+int replica_find_entity(replica *r, uint32_t type, const char *what, replica_entity *out);
+
+/* BLAKE2b-256 of the canonical dump of the logical state. */
+int replica_state_hash(replica *r, uint8_t out[32]);
+
+int replica_begin(replica *r);
+int replica_commit(replica *r);
+void replica_rollback(replica *r);
+
+#endif

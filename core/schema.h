@@ -1,0 +1,73 @@
+/*
+ * schema.h - entity types and their fields.
+ *
+ * The engine is generic: an entity is (creator device, counter) with a type;
+ * its fields are multi-value registers. A type is a table of fields, each
+ * with a kind that says which values are valid. Adding a module means adding
+ * a type table here; the change format, the merge and the replica stay as
+ * they are. Type and field ids are part of the change format and never
+ * change meaning; names are for people and the command line.
+ */
+#ifndef SAMEN_CORE_SCHEMA_H
+#define SAMEN_CORE_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+	FIELD_STR,   /* one line of text, 1..max bytes of UTF-8 */
+	FIELD_TEXT,  /* multi-line text, 0..max bytes */
+	FIELD_ENUM,  /* uint index into labels */
+	FIELD_INT,   /* integer in [min, max] */
+	FIELD_DATE,  /* "YYYY-MM-DD", a real calendar date */
+	FIELD_REF,   /* reference to an entity of ref_type; [dev, n] in a change */
+	FIELD_RANK   /* fractional index: 1..32 chars of [0-9a-z], not ending in '0' */
+} field_kind;
+
+typedef struct {
+	uint32_t id;
+	const char *name;         /* English, used on the command line and in JSON */
+	const char *name_nl;      /* Dutch label */
+	field_kind kind;
+	int64_t min, max;         /* INT range; STR/TEXT max bytes */
+	const char *const *labels;/* ENUM labels (Dutch words the method uses) */
+	uint32_t nlabels;
+	uint32_t ref_type;        /* REF: type id of the target */
+} field_def;
+
+typedef struct {
+	uint32_t id;
+	const char *name;         /* "goal" */
+	const char *name_nl;      /* "doel" */
+	const field_def *fields;
+	uint32_t nfields;
+} type_def;
+
+#define SAMEN_TYPE_GOAL 1u
+
+const type_def *schema_type(uint32_t id);
+const type_def *schema_type_by_name(const char *name);
+const field_def *schema_field(const type_def *t, uint32_t id);
+const field_def *schema_field_by_name(const type_def *t, const char *name);
+
+/* Check a canonical msgpack value against a field. nil is always valid (it
+ * clears the field). For REF, the value is [dev, n] with dev <= ndevs; the
+ * caller checks that the target exists. On failure returns SAMEN_EINVAL and
+ * writes the reason into why. */
+int schema_check_value(const field_def *f, const uint8_t *v, size_t len, uint32_t ndevs,
+                       char *why, size_t whylen);
+
+/* Parse what a person typed into a canonical value (not for REF fields).
+ * "" or "-" clears the field (nil). Errors say what was expected. */
+int schema_parse_value(const field_def *f, const char *text, uint8_t **out, size_t *len);
+
+/* Render a stored value as text ("" for nil). REF values in the replica are
+ * [key:bin32, n] and render as the target's uid. Returns bytes written
+ * (truncated to cap-1, always NUL-terminated). */
+size_t schema_format_value(const field_def *f, const uint8_t *v, size_t len, char *buf, size_t cap);
+
+/* The uid people use for an entity: 16 hex digits of
+ * BLAKE2b-64("samen entity" || creator key || n as 8 bytes big-endian). */
+void schema_entity_uid(char out[17], const uint8_t key[32], uint64_t n);
+
+#endif

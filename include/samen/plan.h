@@ -1,0 +1,128 @@
+/*
+ * samen/plan.h - one client's plan: open, edit, inspect, check.
+ *
+ * Every edit goes through an edit session. samen_edit_commit() turns the
+ * session into one signed change, writes it to the history (objects fsynced,
+ * then the device ref), and only then applies it to the replica.
+ */
+#ifndef SAMEN_PLAN_H
+#define SAMEN_PLAN_H
+
+#include "samen/common.h"
+#include "samen/store.h"
+
+typedef struct samen_plan samen_plan;
+typedef struct samen_edit samen_edit;
+
+/* Create a new plan for client; lang is "nl" or "en". */
+SAMEN_EXTERN int samen_plan_create(samen_plan **out, samen_store *store, const char *client, const char *lang);
+/* Open by id (or unique id prefix) or client name; NULL opens the only plan. */
+SAMEN_EXTERN int samen_plan_open(samen_plan **out, samen_store *store, const char *which);
+SAMEN_EXTERN void samen_plan_free(samen_plan *plan);
+
+SAMEN_EXTERN const char *samen_plan_id(const samen_plan *plan);
+SAMEN_EXTERN const char *samen_plan_client(const samen_plan *plan);
+SAMEN_EXTERN const char *samen_plan_lang(const samen_plan *plan);
+SAMEN_EXTERN const char *samen_plan_dir(const samen_plan *plan);
+
+/* 64 hex digits digesting the plan's logical state; equal on every replica
+ * holding the same set of changes. */
+SAMEN_EXTERN int samen_plan_state_hash(samen_plan *plan, char out[65]);
+
+typedef struct {
+	int64_t changes, accepted, rejected, pending, entities, conflicts, members;
+	int64_t history_only;    /* changes in history missing from the replica */
+	int cycles;              /* goals whose parent assignment makes a cycle */
+} samen_check_result;
+/* Verify the replica against the history (every change in the history is
+ * applied, every applied change is in the history) and integrity. */
+SAMEN_EXTERN int samen_plan_check(samen_plan *plan, samen_check_result *res, char hash[65]);
+/* Throw the replica away and apply the whole history again. */
+SAMEN_EXTERN int samen_plan_rebuild(samen_plan *plan);
+
+/* --- editing --------------------------------------------------------------- */
+
+SAMEN_EXTERN int samen_edit_begin(samen_edit **out, samen_plan *plan);
+/* Create an entity of type ("goal"); its uid (16 hex + NUL) goes to uid_out. */
+SAMEN_EXTERN int samen_edit_create(samen_edit *edit, const char *type, char uid_out[17]);
+/* Set a field from text as a person types it ("" or "-" clears it). For a
+ * reference field, value names the target (uid prefix or exact title). */
+SAMEN_EXTERN int samen_edit_set(samen_edit *edit, const char *entity, const char *field, const char *value);
+SAMEN_EXTERN int samen_edit_delete(samen_edit *edit, const char *entity);
+/* Add a member device (64 hex digits of its key) with a name. */
+SAMEN_EXTERN int samen_edit_member_add(samen_edit *edit, const char *device_key_hex, const char *name);
+SAMEN_EXTERN size_t samen_edit_op_count(const samen_edit *edit);
+/* Sign, store and apply; id_out (65 bytes) receives the change id in hex. */
+SAMEN_EXTERN int samen_edit_commit(samen_edit *edit, char id_out[65]);
+SAMEN_EXTERN void samen_edit_free(samen_edit *edit);
+
+/* --- reading ----------------------------------------------------------------- */
+
+typedef struct {
+	const char *name;        /* field name ("status") */
+	const char *value;       /* the winning value as text ("" if unset) */
+	int nvalues;             /* > 1: concurrent values (a conflict) */
+} samen_field_value;
+
+typedef struct {
+	const char *uid;
+	const char *type;        /* "goal" */
+	int deleted;
+	const samen_field_value *fields;
+	size_t nfields;
+	const char *parent;      /* goal tree: effective parent uid or NULL */
+	int depth;               /* goal tree depth, 0 = top */
+	int cycle;               /* its parent assignment was ignored (cycle) */
+} samen_entity_view;
+
+typedef int (*samen_entity_cb)(const samen_entity_view *e, void *payload);
+/* Entities of type in display order (goals: depth-first tree by rank,
+ * priority, title). Stops when cb returns non-zero and returns that value. */
+SAMEN_EXTERN int samen_entity_list(samen_plan *plan, const char *type, samen_entity_cb cb, void *payload);
+SAMEN_EXTERN int samen_entity_get(samen_plan *plan, const char *type, const char *which, samen_entity_cb cb,
+                                  void *payload);
+
+typedef struct {
+	const char *id;          /* change id, 64 hex */
+	const char *author;      /* name in the change */
+	const char *device;      /* 64 hex */
+	int64_t time;            /* wall time, display only */
+	uint64_t seq, lamport;
+	int accepted;
+	const char *reason;      /* why rejected, or NULL */
+	const char *summary;     /* one line in the plan's language */
+	const char *commit;      /* git commit id, 40 hex, or "" */
+	size_t nops;
+} samen_log_entry;
+typedef int (*samen_log_cb)(const samen_log_entry *e, void *payload);
+/* Newest first. entity: only changes touching it (NULL for all). */
+SAMEN_EXTERN int samen_log(samen_plan *plan, const char *entity, samen_log_cb cb, void *payload);
+
+typedef struct {
+	const char *entity;      /* uid */
+	const char *title;       /* entity title (may be "") */
+	const char *field;
+	const char *value;
+	int winner;              /* this value is the one shown */
+	int nvalues;
+	const char *author;
+	const char *device;
+	int64_t time;
+	const char *change;      /* 64 hex */
+} samen_value_info;
+typedef int (*samen_value_cb)(const samen_value_info *v, void *payload);
+/* Per field of one entity: every live value with who, when, which change. */
+SAMEN_EXTERN int samen_blame(samen_plan *plan, const char *entity, samen_value_cb cb, void *payload);
+/* Every live value of every field holding more than one. */
+SAMEN_EXTERN int samen_conflicts(samen_plan *plan, samen_value_cb cb, void *payload);
+
+typedef struct {
+	const char *name;
+	const char *device;      /* 64 hex */
+	int creator;
+	const char *added_by;    /* change id */
+} samen_member_info;
+typedef int (*samen_member_cb)(const samen_member_info *m, void *payload);
+SAMEN_EXTERN int samen_member_list(samen_plan *plan, samen_member_cb cb, void *payload);
+
+#endif

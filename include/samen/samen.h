@@ -1,0 +1,8 @@
+/* samen/samen.h - everything. */
+#ifndef SAMEN_SAMEN_H
+#define SAMEN_SAMEN_H
+#include "samen/common.h"
+#include "samen/store.h"
+#include "samen/plan.h"
+#include "samen/bundle.h"
+#endif

@@ -1,0 +1,262 @@
+/*
+ * edit.c - edit sessions: what a person does becomes one signed change.
+ */
+#include "sync/internal.h"
+#include "core/schema.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct samen_edit {
+	samen_plan *plan;
+	change_builder *b;
+	replica_edit_base base;
+	uint32_t ncreated;
+	uint32_t *created_types;
+	uint32_t capcreated;
+};
+
+int samen_edit_begin(samen_edit **out, samen_plan *plan)
+{
+	samen_edit *e;
+	int rc;
+	*out = NULL;
+	if (!(e = calloc(1, sizeof(*e))))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	e->plan = plan;
+	if ((rc = change_builder_new(&e->b)) < 0 ||
+	    (rc = replica_get_edit_base(plan->rep, plan->store->pk, &e->base)) < 0) {
+		samen_edit_free(e);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+void samen_edit_free(samen_edit *e)
+{
+	if (!e)
+		return;
+	change_builder_free(e->b);
+	free(e->base.heads);
+	free(e->created_types);
+	free(e);
+}
+
+size_t samen_edit_op_count(const samen_edit *e) { return change_builder_nops(e->b); }
+
+int samen_edit_create(samen_edit *e, const char *type, char uid_out[17])
+{
+	const type_def *td = schema_type_by_name(type);
+	int rc;
+	if (!td)
+		return samen_error_set(SAMEN_EINVAL, "unknown entity type '%s'", type);
+	if (e->ncreated == e->capcreated) {
+		uint32_t nc = e->capcreated ? e->capcreated * 2 : 16;
+		void *p = realloc(e->created_types, nc * sizeof(uint32_t));
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		e->created_types = p;
+		e->capcreated = nc;
+	}
+	if ((rc = change_builder_create(e->b, td->id)) < 0)
+		return rc;
+	e->created_types[e->ncreated] = td->id;
+	schema_entity_uid(uid_out, e->plan->store->pk, e->base.ctr_base + e->ncreated);
+	e->ncreated++;
+	return 0;
+}
+
+/* Find an entity named by a person: one created in this session (by uid),
+ * or one in the replica (uid prefix or exact title). */
+static int resolve(samen_edit *e, uint32_t type, const char *what, uint32_t *dev, uint64_t *n, uint32_t *etype)
+{
+	replica_entity ent;
+	char uid[17];
+	int rc;
+	for (uint32_t i = 0; i < e->ncreated; i++) {
+		schema_entity_uid(uid, e->plan->store->pk, e->base.ctr_base + i);
+		if (strlen(what) >= 4 && strncmp(uid, what, strlen(what)) == 0 &&
+		    (!type || e->created_types[i] == type)) {
+			*dev = 0;
+			*n = e->base.ctr_base + i;
+			*etype = e->created_types[i];
+			return 0;
+		}
+	}
+	if ((rc = replica_find_entity(e->plan->rep, type, what, &ent)) < 0)
+		return rc;
+	if (ent.deleted)
+		return samen_error_set(SAMEN_ENOTFOUND, "%s %s was deleted", schema_type(ent.type)->name, ent.uid);
+	*dev = memcmp(ent.key, e->plan->store->pk, 32) == 0 ? 0 : change_builder_dev(e->b, ent.key);
+	if (*dev == UINT32_MAX)
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	*n = ent.n;
+	*etype = ent.type;
+	return 0;
+}
+
+int samen_edit_set(samen_edit *e, const char *entity, const char *field, const char *value)
+{
+	uint32_t dev, etype;
+	uint64_t n;
+	const field_def *f;
+	uint8_t *v = NULL;
+	size_t vlen;
+	int rc;
+
+	if ((rc = resolve(e, 0, entity, &dev, &n, &etype)) < 0)
+		return rc;
+	if (!(f = schema_field_by_name(schema_type(etype), field))) {
+		const type_def *td = schema_type(etype);
+		char names[512] = "";
+		for (uint32_t i = 0; i < td->nfields; i++) {
+			strncat(names, td->fields[i].name, sizeof(names) - strlen(names) - 1);
+			if (i + 1 < td->nfields)
+				strncat(names, ", ", sizeof(names) - strlen(names) - 1);
+		}
+		return samen_error_set(SAMEN_EINVAL, "a %s has no field '%s' (fields: %s)", td->name, field, names);
+	}
+	if (f->kind == FIELD_REF && *value && strcmp(value, "-") != 0) {
+		uint32_t rdev, rtype;
+		uint64_t rn;
+		if ((rc = resolve(e, f->ref_type, value, &rdev, &rn, &rtype)) < 0)
+			return samen_error_wrap(rc, "%s", f->name);
+		if (rdev == dev && rn == n)
+			return samen_error_set(SAMEN_EINVAL, "a %s cannot be its own %s", schema_type(etype)->name, f->name);
+		return change_builder_set_ref(e->b, dev, n, f->id, rdev, rn);
+	}
+	if ((rc = schema_parse_value(f, value, &v, &vlen)) < 0)
+		return rc;
+	rc = change_builder_set(e->b, dev, n, f->id, v, vlen);
+	free(v);
+	return rc;
+}
+
+int samen_edit_delete(samen_edit *e, const char *entity)
+{
+	uint32_t dev, etype;
+	uint64_t n;
+	int rc;
+	if ((rc = resolve(e, 0, entity, &dev, &n, &etype)) < 0)
+		return rc;
+	return change_builder_delete(e->b, dev, n);
+}
+
+int samen_edit_member_add(samen_edit *e, const char *keyhex, const char *name)
+{
+	uint8_t key[32];
+	if (strlen(keyhex) != 64 || sodium_hex2bin(key, 32, keyhex, 64, NULL, NULL, NULL) != 0)
+		return samen_error_set(SAMEN_EINVAL, "a device key is 64 hex digits (see `samen id` on that device); got '%s'",
+		                       keyhex);
+	if (!name || !*name || strlen(name) > SAMEN_MAX_NAME || strchr(name, '\n'))
+		return samen_error_set(SAMEN_EINVAL, "a member needs a one-line name of at most %u bytes", SAMEN_MAX_NAME);
+	return change_builder_member_add(e->b, key, name, 3 /* network member; roles come with the rights model */);
+}
+
+/* Sign the session as one change and send it down the path of a change. */
+static int commit_session(samen_edit *e, const uint8_t *plan_nonce_or_null, char id_out[65])
+{
+	samen_plan *p = e->plan;
+	change_header h;
+	uint8_t *bytes = NULL, sig[64];
+	size_t len;
+	ingest_batch b;
+	int rc;
+
+	(void)plan_nonce_or_null;
+	memset(&h, 0, sizeof(h));
+	h.plan = p->id;
+	h.author = p->store->pk;
+	h.name = p->store->name;
+	h.seq = e->base.seq;
+	h.prev = e->base.has_prev ? e->base.prev : NULL;
+	h.deps = e->base.heads;
+	h.ndeps = e->base.nheads;
+	h.lamport = e->base.lamport;
+	h.time = (int64_t)time(NULL);
+	if ((rc = change_builder_finish(e->b, &h, &bytes, &len)) < 0)
+		return rc;
+	if ((rc = change_sign(sig, bytes, len, p->store->sk)) < 0) {
+		free(bytes);
+		return rc;
+	}
+	if ((rc = ingest_init(&b, p->id)) < 0) {
+		free(bytes);
+		return rc;
+	}
+	if ((rc = ingest_add(&b, bytes, len, sig)) < 0)
+		goto cleanup;
+	if ((rc = plan_ingest(p, &b)) < 0)
+		goto cleanup;
+	if (b.nready != 1) {
+		rc = samen_error_set(SAMEN_ERROR, "internal: the new change was not applied (%s)",
+		                     b.n && b.items[0].error ? b.items[0].error : "pending");
+		goto cleanup;
+	}
+	if (id_out)
+		sodium_bin2hex(id_out, 65, b.items[0].id, 32);
+	{
+		/* A local change can still be rejected by the rules (say, the device
+		 * is not a member): tell the person instead of pretending. */
+		sqlite3_stmt *s = NULL;
+		if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT verdict, reason FROM changes WHERE id = ?", -1, &s,
+		                       NULL) == SQLITE_OK) {
+			sqlite3_bind_blob(s, 1, b.items[0].id, 32, SQLITE_STATIC);
+			if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 0)
+				rc = samen_error_set(SAMEN_EPERM, "the change was stored but rejected: %s",
+				                     (const char *)sqlite3_column_text(s, 1));
+		}
+		sqlite3_finalize(s);
+	}
+cleanup:
+	ingest_free(&b);
+	return rc;
+}
+
+int samen_edit_commit(samen_edit *e, char id_out[65])
+{
+	if (change_builder_nops(e->b) == 0)
+		return samen_error_set(SAMEN_EINVAL, "nothing to commit: the edit is empty");
+	return commit_session(e, NULL, id_out);
+}
+
+int samen_plan_create(samen_plan **out, samen_store *store, const char *client, const char *lang)
+{
+	uint8_t nonce[16], id[16];
+	samen_plan *p = NULL;
+	samen_edit *e = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!client || !*client || strlen(client) > SAMEN_MAX_NAME || strchr(client, '\n'))
+		return samen_error_set(SAMEN_EINVAL, "the client's name must be one line of 1 to %u bytes", SAMEN_MAX_NAME);
+	if (!lang || (strcmp(lang, "nl") != 0 && strcmp(lang, "en") != 0))
+		return samen_error_set(SAMEN_EINVAL, "the plan's language must be nl or en");
+	randombytes_buf(nonce, sizeof(nonce));
+	change_plan_id(id, store->pk, nonce);
+	if ((rc = plan_open_dir(&p, store, id, true)) < 0)
+		return rc;
+	if ((rc = samen_edit_begin(&e, p)) < 0 ||
+	    (rc = change_builder_plan(e->b, nonce, client, lang)) < 0 ||
+	    (rc = samen_edit_commit(e, NULL)) < 0) {
+		samen_edit_free(e);
+		samen_plan_free(p);
+		return rc;
+	}
+	samen_edit_free(e);
+	*out = p;
+	return 0;
+}
+
+int samen_plan_state_hash(samen_plan *p, char out[65])
+{
+	uint8_t h[32];
+	int rc = replica_state_hash(p->rep, h);
+	if (rc == 0)
+		sodium_bin2hex(out, 65, h, 32);
+	return rc;
+}

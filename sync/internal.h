@@ -1,0 +1,55 @@
+/* internal.h - what the sync layer's files share. Not installed. */
+#ifndef SAMEN_SYNC_INTERNAL_H
+#define SAMEN_SYNC_INTERNAL_H
+
+#include "samen/samen.h"
+#include "core/replica.h"
+#include "sync/history.h"
+
+#include <stdbool.h>
+
+struct samen_store {
+	char *path;
+	char *plans_dir;
+	char *name;
+	uint8_t pk[32];
+	uint8_t sk[64];
+	char keyhex[65];
+};
+
+struct samen_plan {
+	samen_store *store;
+	char *dir;
+	uint8_t id[16];
+	char idhex[33];
+	char client[201];
+	char lang[17];
+	replica *rep;
+	samen_history *hist;
+	int lockfd;
+};
+
+/* Create the directory and its parents (mode 0700). */
+int mkdir_p(const char *path);
+/* Path join into a malloc'ed string. */
+char *path_join(const char *a, const char *b);
+/* Write a file atomically (temp file, fsync, rename, fsync dir). */
+int write_file_atomic(const char *path, const void *buf, size_t len, int mode);
+
+/* Open a plan directory whose id is known (creates it when create). */
+int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bool create);
+
+/* Put verified changes into history and replica (the path of a change):
+ * order, write history objects (one pack when batch), move device refs,
+ * then apply in one SQLite transaction. b holds items added with
+ * ingest_add(). */
+int plan_ingest(samen_plan *plan, ingest_batch *b);
+
+/* The one-line summary of a change in lang ("nl" or "en"). */
+char *change_summary(const samen_change *c, const char *lang);
+
+/* Apply what the history holds and the replica lacks; *recovered (may be
+ * NULL) receives how many changes that was. */
+int plan_recover(samen_plan *plan, uint64_t *recovered);
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * plan.c - opening plans and the path of a change into history and replica.
+ *
+ * Order of writes for every change, local or received (design.md):
+ *   1. objects into the history, fsynced (one pack for a batch);
+ *   2. the device refs move forward;
+ *   3. one SQLite transaction applies the changes.
+ * A crash between 1 and 2 leaves unreachable objects (harmless); between 2
+ * and 3 leaves changes that are in the history but not in the replica, and
+ * plan_open_dir() applies them again (plan_recover).
+ *
+ * A plan directory is locked (flock) for as long as it is open, so two
+ * samen processes on one plan are serialized.
+ */
+#include "sync/internal.h"
+#include "core/schema.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int load_meta(samen_plan *p)
+{
+	sqlite3_stmt *s = NULL;
+	p->client[0] = p->lang[0] = '\0';
+	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT key, value FROM meta WHERE key IN ('client','lang')", -1,
+	                       &s, NULL) != SQLITE_OK)
+		return samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(replica_db(p->rep)));
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		const char *v = (const char *)sqlite3_column_text(s, 1);
+		if (!k || !v)
+			continue;
+		if (strcmp(k, "client") == 0)
+			snprintf(p->client, sizeof(p->client), "%s", v);
+		else
+			snprintf(p->lang, sizeof(p->lang), "%s", v);
+	}
+	sqlite3_finalize(s);
+	if (!p->lang[0])
+		snprintf(p->lang, sizeof(p->lang), "nl");
+	return 0;
+}
+
+typedef struct {
+	samen_plan *plan;
+	ingest_batch *batch;
+	int rc;
+} recover_ctx;
+
+/* Follow a device's chain back from its ref until reaching changes the
+ * replica already has, adding every missing change to the batch. Deps of
+ * other devices are reached through their own refs. */
+static int recover_device(const uint8_t key[32], const git_oid *commit, void *payload)
+{
+	recover_ctx *rc = payload;
+	git_oid cur = *commit, parents[SAMEN_MAX_DEPS + 1];
+	size_t np;
+	int err = 0;
+	(void)key;
+
+	for (;;) {
+		uint8_t *bytes = NULL, sig[64], id[32];
+		size_t len;
+		err = history_read_change(rc->plan->hist, &cur, &bytes, &len, SAMEN_MAX_CHANGE_BYTES, sig, parents,
+		                          SAMEN_MAX_DEPS + 1, &np);
+		if (err < 0)
+			break;
+		change_id(id, bytes, len);
+		if (replica_has_change(rc->plan->rep, id) || ingest_find(rc->batch, id)) {
+			free(bytes);
+			break;
+		}
+		size_t before = rc->batch->n;
+		if ((err = ingest_add(rc->batch, bytes, len, sig)) < 0) {
+			err = samen_error_wrap(err, "history commit %s", git_oid_tostr_s(&cur));
+			break;
+		}
+		if (rc->batch->n > before) {
+			memcpy(rc->batch->items[rc->batch->n - 1].commit, cur.id, 20);
+			rc->batch->items[rc->batch->n - 1].has_commit = true;
+		}
+		if (np == 0)
+			break;
+		cur = parents[0]; /* first parent = prev, the device's own chain */
+		if (rc->batch->items[rc->batch->n - 1].ch.seq == 1)
+			break;
+	}
+	rc->rc = err;
+	return err;
+}
+
+/* Apply what the history has and the replica lacks. Cheap when nothing is
+ * missing: one blob read per device. */
+int plan_recover(samen_plan *p, uint64_t *recovered)
+{
+	ingest_batch b;
+	recover_ctx rc = {p, &b, 0};
+	int err;
+
+	if (recovered)
+		*recovered = 0;
+	if ((err = ingest_init(&b, p->id)) < 0)
+		return err;
+	err = history_foreach_device_ref(p->hist, recover_device, &rc);
+	if (err == 0 && b.n > 0) {
+		if ((err = replica_order(p->rep, &b)) == 0) {
+			if (b.npending || b.nbad) {
+				/* Everything in our own history was verified when it was
+				 * written; anything else means it was tampered with. */
+				for (size_t i = 0; i < b.n; i++)
+					if (b.items[i].state == ITEM_BAD) {
+						err = samen_error_set(SAMEN_ECORRUPT, "history holds an invalid change: %s",
+						                      b.items[i].error);
+						break;
+					}
+			}
+			if (err == 0)
+				err = replica_apply(p->rep, &b);
+			if (err == 0 && recovered)
+				*recovered = b.nready;
+		}
+	}
+	ingest_free(&b);
+	return err;
+}
+
+int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bool create)
+{
+	samen_plan *p = NULL;
+	char *hpath = NULL, *rpath = NULL, *lpath = NULL;
+	struct stat st;
+	uint8_t stored[16];
+	bool known;
+	int rc;
+
+	*out = NULL;
+	if (!(p = calloc(1, sizeof(*p))))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	p->lockfd = -1;
+	p->store = store;
+	memcpy(p->id, id, 16);
+	sodium_bin2hex(p->idhex, sizeof(p->idhex), id, 16);
+	if (!(p->dir = path_join(store->plans_dir, p->idhex)) || !(hpath = path_join(p->dir, "history.git")) ||
+	    !(rpath = path_join(p->dir, "replica.db")) || !(lpath = path_join(p->dir, "lock"))) {
+		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (stat(p->dir, &st) != 0) {
+		if (!create) {
+			rc = samen_error_set(SAMEN_ENOTFOUND, "no plan %s in store %s", p->idhex, store->path);
+			goto fail;
+		}
+		if ((rc = mkdir_p(p->dir)) < 0)
+			goto fail;
+	}
+	p->lockfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (p->lockfd < 0 || flock(p->lockfd, LOCK_EX) != 0) {
+		rc = samen_error_set(errno == EROFS || errno == EACCES ? SAMEN_EPERM : SAMEN_EIO,
+		                     "cannot lock plan %s: %s", p->idhex, strerror(errno));
+		goto fail;
+	}
+	if ((rc = history_open(&p->hist, hpath, create)) < 0)
+		goto fail;
+	rc = replica_open(&p->rep, rpath);
+	if (rc == SAMEN_ECORRUPT) {
+		/* The replica is only a cache of the history: set the damaged file
+		 * aside and build a new one. */
+		char *aside = malloc(strlen(rpath) + 32);
+		if (!aside) {
+			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+			goto fail;
+		}
+		sprintf(aside, "%s.damaged-%ld", rpath, (long)time(NULL));
+		rename(rpath, aside);
+		free(aside);
+		for (const char *sfx = "-wal"; sfx; sfx = strcmp(sfx, "-wal") == 0 ? "-shm" : NULL) {
+			char w[4096];
+			snprintf(w, sizeof(w), "%s%s", rpath, sfx);
+			unlink(w);
+		}
+		rc = replica_open(&p->rep, rpath);
+	}
+	if (rc < 0)
+		goto fail;
+	if ((rc = replica_plan_id(p->rep, stored, &known)) < 0)
+		goto fail;
+	if (known && memcmp(stored, id, 16) != 0) {
+		rc = samen_error_set(SAMEN_ECORRUPT, "replica in %s belongs to another plan", p->dir);
+		goto fail;
+	}
+	if (!known && (rc = replica_set_plan_id(p->rep, id)) < 0)
+		goto fail;
+	if ((rc = plan_recover(p, NULL)) < 0)
+		goto fail;
+	if ((rc = load_meta(p)) < 0)
+		goto fail;
+	free(hpath);
+	free(rpath);
+	free(lpath);
+	*out = p;
+	return 0;
+fail:
+	free(hpath);
+	free(rpath);
+	free(lpath);
+	samen_plan_free(p);
+	return rc;
+}
+
+void samen_plan_free(samen_plan *p)
+{
+	if (!p)
+		return;
+	replica_close(p->rep);
+	history_free(p->hist);
+	if (p->lockfd >= 0)
+		close(p->lockfd); /* releases the flock */
+	free(p->dir);
+	free(p);
+}
+
+const char *samen_plan_id(const samen_plan *p) { return p->idhex; }
+const char *samen_plan_client(const samen_plan *p) { return p->client; }
+const char *samen_plan_lang(const samen_plan *p) { return p->lang; }
+const char *samen_plan_dir(const samen_plan *p) { return p->dir; }
+
+int samen_plan_open(samen_plan **out, samen_store *store, const char *which)
+{
+	samen_plan_info *plans = NULL;
+	size_t n = 0, match = 0, idx = 0;
+	uint8_t id[16];
+	int rc;
+
+	*out = NULL;
+	if ((rc = samen_store_plans(store, &plans, &n)) < 0)
+		return rc;
+	if (n == 0) {
+		free(plans);
+		return samen_error_set(SAMEN_ENOTFOUND, "this store holds no plan yet (samen plan create --client NAME, "
+		                                        "or samen bundle import FILE)");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!which || strncmp(plans[i].id, which, strlen(which)) == 0 || strcmp(plans[i].client, which) == 0) {
+			match++;
+			idx = i;
+		}
+	}
+	if (match != 1) {
+		rc = match == 0 ? samen_error_set(SAMEN_ENOTFOUND, "no plan '%s' in this store (see samen plan list)", which)
+		                : samen_error_set(SAMEN_EAMBIGUOUS, which ? "'%s' matches %zu plans; give more of the id"
+		                                                          : "%s%zu plans in this store; choose one with --plan",
+		                                  which ? which : "", match);
+		free(plans);
+		return rc;
+	}
+	sodium_hex2bin(id, 16, plans[idx].id, 32, NULL, NULL, NULL);
+	free(plans);
+	return plan_open_dir(out, store, id, false);
+}
+
+/* --- the path of a change --------------------------------------------------- */
+
+static char *commit_message(samen_plan *p, ingest_batch *b, const ingest_item *it)
+{
+	const char *lang = p->lang[0] ? p->lang : "nl";
+	char *summary, *msg, idhex[65];
+	size_t len;
+	/* The plan's language comes from the genesis, which is in every change's
+	 * causal past: the replica has it, or this change or batch carries it. */
+	for (size_t i = 0; i < b->n && !p->lang[0]; i++)
+		if (b->items[i].ch.nops && b->items[i].ch.ops[0].kind == SAMEN_OP_PLAN)
+			lang = b->items[i].ch.ops[0].str2_len == 2 && memcmp(b->items[i].ch.ops[0].str2, "en", 2) == 0 ? "en" : "nl";
+	summary = change_summary(&it->ch, lang);
+	if (!summary)
+		return NULL;
+	sodium_bin2hex(idhex, sizeof(idhex), it->id, 32);
+	len = strlen(summary) + 128;
+	msg = malloc(len);
+	if (msg)
+		snprintf(msg, len, "%s\n\nSamen-Change: %s\n", summary, idhex);
+	free(summary);
+	return msg;
+}
+
+static int parent_commit(samen_plan *p, ingest_batch *b, const uint8_t id[32], git_oid *out)
+{
+	ingest_item *pi = ingest_find(b, id);
+	uint8_t raw[20];
+	if (pi && pi->has_commit && pi->state == ITEM_READY) {
+		git_oid_fromraw(out, pi->commit);
+		return 0;
+	}
+	if (replica_change_commit(p->rep, id, raw) == 0) {
+		git_oid_fromraw(out, raw);
+		return 0;
+	}
+	return samen_error_set(SAMEN_ECORRUPT, "internal: a dependency has no history commit");
+}
+
+int plan_ingest(samen_plan *p, ingest_batch *b)
+{
+	git_oid parents[SAMEN_MAX_DEPS + 1], commit;
+	bool batch = false;
+	int rc;
+
+	if ((rc = replica_order(p->rep, b)) < 0)
+		return rc;
+	if (b->nready > 1) {
+		if ((rc = history_batch_begin(p->hist)) < 0)
+			return rc;
+		batch = true;
+	}
+	for (size_t k = 0; k < b->nready; k++) {
+		ingest_item *it = &b->items[b->order[k]];
+		history_entry e;
+		char fp[17], *msg;
+		char name[SAMEN_MAX_NAME + 1];
+		size_t np = 0;
+		if (it->has_commit) /* recovered from our own history */
+			continue;
+		if (it->ch.has_prev && (rc = parent_commit(p, b, it->ch.prev, &parents[np++])) < 0)
+			goto fail;
+		for (uint32_t d = 0; d < it->ch.ndeps; d++)
+			if ((rc = parent_commit(p, b, change_dep(&it->ch, d), &parents[np++])) < 0)
+				goto fail;
+		sodium_bin2hex(fp, sizeof(fp), it->ch.author, 8);
+		memcpy(name, it->ch.name, it->ch.name_len);
+		name[it->ch.name_len] = '\0';
+		if (!(msg = commit_message(p, b, it))) {
+			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+			goto fail;
+		}
+		e.change = it->bytes;
+		e.change_len = it->len;
+		e.sig = it->sig;
+		e.parents = parents;
+		e.nparents = np;
+		e.author_name = name;
+		e.author_email = fp;
+		e.time = it->ch.time;
+		e.message = msg;
+		rc = history_write_change(p->hist, &commit, &e);
+		free(msg);
+		if (rc < 0)
+			goto fail;
+		memcpy(it->commit, commit.id, 20);
+		it->has_commit = true;
+	}
+	if (batch) {
+		batch = false;
+		if ((rc = history_batch_commit(p->hist)) < 0)
+			return rc;
+	}
+	/* Move each device's ref to its newest change (the last one in causal
+	 * order), only after every object is on disk. */
+	{
+		hmap moved;
+		hmap_init(&moved, 32);
+		for (size_t k = b->nready; k-- > 0 && rc == 0;) {
+			ingest_item *it = &b->items[b->order[k]];
+			git_oid cur;
+			if (hmap_get(&moved, it->ch.author))
+				continue;
+			if ((rc = hmap_put(&moved, it->ch.author, 1)) < 0)
+				break;
+			git_oid_fromraw(&commit, it->commit);
+			if (history_get_device_ref(p->hist, it->ch.author, &cur) == 0 && git_oid_equal(&cur, &commit))
+				continue;
+			rc = history_set_device_ref(p->hist, it->ch.author, &commit);
+		}
+		hmap_free(&moved);
+		if (rc < 0)
+			return rc;
+	}
+	if ((rc = replica_apply(p->rep, b)) < 0)
+		return rc;
+	return load_meta(p);
+fail:
+	if (batch)
+		history_batch_abort(p->hist);
+	return rc;
+}

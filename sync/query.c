@@ -1,0 +1,444 @@
+/*
+ * query.c - reading a plan: entity lists (the goal tree), log, blame,
+ * conflicts, members. Read-only; nothing here writes the replica.
+ */
+#include "sync/internal.h"
+#include "core/schema.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FIELDS 32
+#define VALUE_TEXT 4097
+
+typedef struct {
+	int64_t rowid;
+	char uid[17];
+	char *vals[MAX_FIELDS];       /* winner as text, owned */
+	int nvals[MAX_FIELDS];
+	int64_t parent_row;           /* effective parent, 0 = none */
+	uint64_t parent_lamport;
+	uint8_t parent_author[32];
+	char rank[40];
+	int64_t priority;
+	int cycle;
+	int depth;
+	bool placed;
+} row;
+
+static int db_fail(samen_plan *p, const char *what)
+{
+	return samen_error_set(SAMEN_EIO, "replica: %s: %s", what, sqlite3_errmsg(replica_db(p->rep)));
+}
+
+static int cmp_rows(const row *a, const row *b)
+{
+	/* rank first (unset last), then priority (1 first), then title, then uid */
+	if (a->rank[0] != b->rank[0] && (!a->rank[0] || !b->rank[0]))
+		return a->rank[0] ? -1 : 1;
+	int c = strcmp(a->rank, b->rank);
+	if (c)
+		return c;
+	if (a->priority != b->priority)
+		return a->priority < b->priority ? -1 : 1;
+	c = strcmp(a->vals[0] ? a->vals[0] : "", b->vals[0] ? b->vals[0] : "");
+	return c ? c : strcmp(a->uid, b->uid);
+}
+
+static const row *sort_base;
+static int cmp_idx(const void *x, const void *y)
+{
+	return cmp_rows(&sort_base[*(const size_t *)x], &sort_base[*(const size_t *)y]);
+}
+
+typedef struct {
+	row *rows;
+	size_t n;
+	const type_def *td;
+	samen_entity_cb cb;
+	void *payload;
+	size_t *order;
+	size_t norder;
+} listing;
+
+static int emit(listing *l, const row *r)
+{
+	samen_field_value fv[MAX_FIELDS];
+	samen_entity_view v;
+	for (uint32_t i = 0; i < l->td->nfields && i < MAX_FIELDS; i++) {
+		fv[i].name = l->td->fields[i].name;
+		fv[i].value = r->vals[i] ? r->vals[i] : "";
+		fv[i].nvalues = r->nvals[i];
+	}
+	memset(&v, 0, sizeof(v));
+	v.uid = r->uid;
+	v.type = l->td->name;
+	v.fields = fv;
+	v.nfields = l->td->nfields < MAX_FIELDS ? l->td->nfields : MAX_FIELDS;
+	v.depth = r->depth;
+	v.cycle = r->cycle;
+	for (size_t k = 0; k < l->n && r->parent_row; k++)
+		if (l->rows[k].rowid == r->parent_row)
+			v.parent = l->rows[k].uid;
+	return l->cb(&v, l->payload);
+}
+
+/* Depth-first over the tree in sibling order; depth is bounded by the
+ * number of rows because cycles were broken before. */
+static int walk(listing *l, int64_t parent, int depth)
+{
+	int rc;
+	for (size_t k = 0; k < l->norder; k++) {
+		row *r = &l->rows[l->order[k]];
+		if (r->placed || r->parent_row != parent)
+			continue;
+		r->placed = true;
+		r->depth = depth;
+		if ((rc = emit(l, r)) != 0)
+			return rc;
+		if ((rc = walk(l, r->rowid, depth + 1)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static row *find_row(row *rows, size_t n, int64_t rowid)
+{
+	/* rows are sorted by rowid */
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (rows[mid].rowid == rowid)
+			return &rows[mid];
+		if (rows[mid].rowid < rowid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* A parent assignment that closes a cycle is ignored, the same way on every
+ * replica: in each cycle, the goal whose winning parent value has the
+ * highest (Lamport clock, author key) loses its parent. */
+static void break_cycles(row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		/* walk up from i at most n steps; if we come back to a visited row
+		 * on this walk, we found a cycle */
+		size_t steps = 0;
+		row *r = &rows[i];
+		while (r && r->parent_row && steps <= n) {
+			r = find_row(rows, n, r->parent_row);
+			steps++;
+			if (r == &rows[i])
+				break;
+		}
+		if (r != &rows[i] || !rows[i].parent_row)
+			continue;
+		/* rows[i] is on a cycle: choose the loser among its members */
+		row *loser = &rows[i], *c = find_row(rows, n, rows[i].parent_row);
+		while (c && c != &rows[i]) {
+			if (c->parent_lamport > loser->parent_lamport ||
+			    (c->parent_lamport == loser->parent_lamport && memcmp(c->parent_author, loser->parent_author, 32) > 0))
+				loser = c;
+			c = find_row(rows, n, c->parent_row);
+		}
+		loser->parent_row = 0;
+		loser->cycle = 1;
+	}
+}
+
+static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_entity_cb cb, void *payload)
+{
+	sqlite3 *db = replica_db(p->rep);
+	sqlite3_stmt *s = NULL;
+	listing l;
+	int rc = 0;
+	size_t cap = 0;
+	const field_def *fparent = schema_field_by_name(td, "parent");
+	const field_def *frank = schema_field_by_name(td, "rank");
+	const field_def *fprio = schema_field_by_name(td, "priority");
+	char text[VALUE_TEXT];
+
+	memset(&l, 0, sizeof(l));
+	l.td = td;
+	l.cb = cb;
+	l.payload = payload;
+	if (sqlite3_prepare_v2(db, "SELECT rowid, uid FROM entities WHERE type = ? AND deleted IS NULL ORDER BY rowid",
+	                       -1, &s, NULL) != SQLITE_OK)
+		return db_fail(p, "listing");
+	sqlite3_bind_int64(s, 1, td->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (l.n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			void *np = realloc(l.rows, nc * sizeof(*l.rows));
+			if (!np) {
+				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				goto cleanup;
+			}
+			l.rows = np;
+			cap = nc;
+		}
+		row *r = &l.rows[l.n++];
+		memset(r, 0, sizeof(*r));
+		r->rowid = sqlite3_column_int64(s, 0);
+		snprintf(r->uid, sizeof(r->uid), "%s", (const char *)sqlite3_column_text(s, 1));
+		r->priority = 99;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT f.entity, f.field, f.value, f.win, c.lamport, d.key,"
+	                           " (SELECT count(*) FROM fields g WHERE g.entity = f.entity AND g.field = f.field)"
+	                           " FROM fields f JOIN entities e ON e.rowid = f.entity JOIN changes c ON c.rowid = f.change"
+	                           " JOIN devs d ON d.devno = c.devno WHERE e.type = ? AND e.deleted IS NULL AND f.win",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		rc = db_fail(p, "listing");
+		goto cleanup;
+	}
+	sqlite3_bind_int64(s, 1, td->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		row *r = find_row(l.rows, l.n, sqlite3_column_int64(s, 0));
+		uint32_t fid = (uint32_t)sqlite3_column_int64(s, 1);
+		const field_def *f = schema_field(td, fid);
+		const uint8_t *v = sqlite3_column_blob(s, 2);
+		size_t vlen = (size_t)sqlite3_column_bytes(s, 2);
+		if (!r || !f)
+			continue;
+		size_t fi = (size_t)(f - td->fields);
+		if (fi >= MAX_FIELDS)
+			continue;
+		schema_format_value(f, v, vlen, text, sizeof(text));
+		free(r->vals[fi]);
+		r->vals[fi] = strdup(text);
+		r->nvals[fi] = sqlite3_column_int(s, 6);
+		if (f == fparent && text[0]) {
+			/* reference [key, n] -> rowid through the uid */
+			for (size_t k = 0; k < l.n; k++)
+				if (strcmp(l.rows[k].uid, text) == 0)
+					r->parent_row = l.rows[k].rowid;
+			r->parent_lamport = (uint64_t)sqlite3_column_int64(s, 4);
+			if (sqlite3_column_bytes(s, 5) == 32)
+				memcpy(r->parent_author, sqlite3_column_blob(s, 5), 32);
+		} else if (f == frank) {
+			snprintf(r->rank, sizeof(r->rank), "%.39s", text);
+		} else if (f == fprio && text[0]) {
+			r->priority = atoll(text);
+		}
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	break_cycles(l.rows, l.n);
+	l.order = malloc((l.n + 1) * sizeof(size_t));
+	if (!l.order) {
+		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (size_t k = 0; k < l.n; k++)
+		if (!only || l.rows[k].rowid == only)
+			l.order[l.norder++] = k;
+	sort_base = l.rows;
+	qsort(l.order, l.norder, sizeof(size_t), cmp_idx);
+	if (only) {
+		for (size_t k = 0; k < l.norder; k++)
+			if ((rc = emit(&l, &l.rows[l.order[k]])) != 0)
+				break;
+	} else {
+		rc = walk(&l, 0, 0);
+	}
+cleanup:
+	sqlite3_finalize(s);
+	for (size_t k = 0; k < l.n; k++)
+		for (int f = 0; f < MAX_FIELDS; f++)
+			free(l.rows[k].vals[f]);
+	free(l.rows);
+	free(l.order);
+	return rc;
+}
+
+int samen_entity_list(samen_plan *p, const char *type, samen_entity_cb cb, void *payload)
+{
+	const type_def *td = schema_type_by_name(type);
+	if (!td)
+		return samen_error_set(SAMEN_EINVAL, "unknown entity type '%s'", type);
+	return list_entities(p, td, 0, cb, payload);
+}
+
+int samen_entity_get(samen_plan *p, const char *type, const char *which, samen_entity_cb cb, void *payload)
+{
+	const type_def *td = schema_type_by_name(type);
+	replica_entity e;
+	int rc;
+	if (!td)
+		return samen_error_set(SAMEN_EINVAL, "unknown entity type '%s'", type);
+	if ((rc = replica_find_entity(p->rep, td->id, which, &e)) < 0)
+		return rc;
+	if (e.deleted)
+		return samen_error_set(SAMEN_ENOTFOUND, "%s %s was deleted (see samen log %s)", td->name, e.uid, e.uid);
+	return list_entities(p, td, e.rowid, cb, payload);
+}
+
+/* --- log ------------------------------------------------------------------------ */
+
+static bool change_touches(const samen_change *c, const uint8_t key[32], uint64_t n, bool created_here)
+{
+	if (created_here)
+		return true;
+	for (uint32_t i = 0; i < c->nops; i++) {
+		const samen_op *op = &c->ops[i];
+		if ((op->kind == SAMEN_OP_SET || op->kind == SAMEN_OP_DELETE) && op->n == n &&
+		    memcmp(change_ref_key(c, op->dev), key, 32) == 0)
+			return true;
+	}
+	return false;
+}
+
+int samen_log(samen_plan *p, const char *entity, samen_log_cb cb, void *payload)
+{
+	sqlite3 *db = replica_db(p->rep);
+	sqlite3_stmt *s = NULL;
+	replica_entity ent;
+	int64_t created = 0;
+	int rc = 0;
+
+	if (entity) {
+		if ((rc = replica_find_entity(p->rep, 0, entity, &ent)) < 0)
+			return rc;
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(db, "SELECT created FROM entities WHERE rowid = ?", -1, &q, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, ent.rowid);
+			if (sqlite3_step(q) == SQLITE_ROW)
+				created = sqlite3_column_int64(q, 0);
+		}
+		sqlite3_finalize(q);
+	}
+	if (sqlite3_prepare_v2(db, "SELECT c.id, c.name, d.key, c.time, c.seq, c.lamport, c.verdict, c.reason,"
+	                           " c.commit_oid, c.nops, c.body, c.rowid FROM changes c JOIN devs d ON d.devno = c.devno"
+	                           " ORDER BY c.lamport DESC, c.id DESC", -1, &s, NULL) != SQLITE_OK)
+		return db_fail(p, "log");
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		samen_change ch;
+		samen_log_entry e;
+		char id[65], dev[65], commit[41] = "";
+		char *summary = NULL;
+		const uint8_t *body = sqlite3_column_blob(s, 10);
+		size_t blen = (size_t)sqlite3_column_bytes(s, 10);
+		if (change_decode(&ch, body, blen) < 0) {
+			rc = samen_error_wrap(SAMEN_ECORRUPT, "replica holds an undecodable change (run samen rebuild)");
+			break;
+		}
+		if (entity && !change_touches(&ch, ent.key, ent.n, sqlite3_column_int64(s, 11) == created)) {
+			change_clear(&ch);
+			continue;
+		}
+		summary = change_summary(&ch, p->lang);
+		change_clear(&ch);
+		sodium_bin2hex(id, sizeof(id), sqlite3_column_blob(s, 0), 32);
+		sodium_bin2hex(dev, sizeof(dev), sqlite3_column_blob(s, 2), 32);
+		if (sqlite3_column_bytes(s, 8) == 20)
+			sodium_bin2hex(commit, sizeof(commit), sqlite3_column_blob(s, 8), 20);
+		memset(&e, 0, sizeof(e));
+		e.id = id;
+		e.author = (const char *)sqlite3_column_text(s, 1);
+		e.device = dev;
+		e.time = sqlite3_column_int64(s, 3);
+		e.seq = (uint64_t)sqlite3_column_int64(s, 4);
+		e.lamport = (uint64_t)sqlite3_column_int64(s, 5);
+		e.accepted = sqlite3_column_int(s, 6);
+		e.reason = (const char *)sqlite3_column_text(s, 7);
+		e.summary = summary ? summary : "";
+		e.commit = commit;
+		e.nops = (size_t)sqlite3_column_int64(s, 9);
+		rc = cb(&e, payload);
+		free(summary);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* --- blame and conflicts ------------------------------------------------------------- */
+
+static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
+{
+	sqlite3 *db = replica_db(p->rep);
+	sqlite3_stmt *s = NULL;
+	int rc = 0;
+	char text[VALUE_TEXT], dev[65], chid[65];
+	const char *sql =
+		"SELECT e.uid, e.type, f.field, f.value, f.win, n.cnt, c.name, d.key, c.time, c.id,"
+		" (SELECT t.sqlval FROM fields t WHERE t.entity = e.rowid AND t.field = 1 AND t.win)"
+		" FROM fields f JOIN entities e ON e.rowid = f.entity JOIN changes c ON c.rowid = f.change"
+		" JOIN devs d ON d.devno = c.devno"
+		" JOIN (SELECT entity, field, count(*) AS cnt FROM fields GROUP BY entity, field) n"
+		"   ON n.entity = f.entity AND n.field = f.field"
+		" WHERE e.deleted IS NULL AND (?1 = 0 AND n.cnt > 1 OR e.rowid = ?1)"
+		" ORDER BY e.uid, f.field, f.win DESC, c.lamport DESC, d.key DESC";
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(p, "values");
+	sqlite3_bind_int64(s, 1, only);
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		const type_def *td = schema_type((uint32_t)sqlite3_column_int64(s, 1));
+		const field_def *f = td ? schema_field(td, (uint32_t)sqlite3_column_int64(s, 2)) : NULL;
+		samen_value_info v;
+		if (!f)
+			continue;
+		schema_format_value(f, sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3), text, sizeof(text));
+		sodium_bin2hex(dev, sizeof(dev), sqlite3_column_blob(s, 7), 32);
+		sodium_bin2hex(chid, sizeof(chid), sqlite3_column_blob(s, 9), 32);
+		memset(&v, 0, sizeof(v));
+		v.entity = (const char *)sqlite3_column_text(s, 0);
+		v.title = sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "";
+		v.field = f->name;
+		v.value = text;
+		v.winner = sqlite3_column_int(s, 4);
+		v.nvalues = sqlite3_column_int(s, 5);
+		v.author = (const char *)sqlite3_column_text(s, 6);
+		v.device = dev;
+		v.time = sqlite3_column_int64(s, 8);
+		v.change = chid;
+		rc = cb(&v, payload);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int samen_blame(samen_plan *p, const char *entity, samen_value_cb cb, void *payload)
+{
+	replica_entity e;
+	int rc;
+	if ((rc = replica_find_entity(p->rep, 0, entity, &e)) < 0)
+		return rc;
+	return values(p, e.rowid, cb, payload);
+}
+
+int samen_conflicts(samen_plan *p, samen_value_cb cb, void *payload)
+{
+	return values(p, 0, cb, payload);
+}
+
+int samen_member_list(samen_plan *p, samen_member_cb cb, void *payload)
+{
+	sqlite3 *db = replica_db(p->rep);
+	sqlite3_stmt *s = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(db, "SELECT c.name, d.key, 1, c.id FROM changes c JOIN devs d ON d.devno = c.devno"
+	                           " WHERE d.key = (SELECT value FROM meta WHERE key = 'creator') AND c.seq = 1"
+	                           " UNION ALL SELECT m.name, m.key, 0, c.id FROM members m"
+	                           " JOIN changes c ON c.rowid = m.change ORDER BY 3 DESC, 1", -1, &s, NULL) != SQLITE_OK)
+		return db_fail(p, "members");
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		samen_member_info m;
+		char dev[65], chid[65];
+		sodium_bin2hex(dev, sizeof(dev), sqlite3_column_blob(s, 1), 32);
+		sodium_bin2hex(chid, sizeof(chid), sqlite3_column_blob(s, 3), 32);
+		m.name = (const char *)sqlite3_column_text(s, 0);
+		m.device = dev;
+		m.creator = sqlite3_column_int(s, 2);
+		m.added_by = chid;
+		rc = cb(&m, payload);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}

@@ -1,0 +1,118 @@
+/*
+ * summary.c - the one-line description of a change, for commit messages and
+ * `samen log`. It is derived from the change alone (and the plan's
+ * language), never from replica state, so every replica writes the same
+ * commit for the same change.
+ */
+#include "sync/internal.h"
+#include "core/schema.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	char *buf;
+	size_t len, cap;
+} sbuf;
+
+static void sb_printf(sbuf *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	if (!s->buf)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		s->len += (size_t)n < s->cap - s->len ? (size_t)n : s->cap - s->len - 1;
+}
+
+/* Title given to entity (dev, n) inside this change, if any. */
+static int title_in_change(const samen_change *c, uint32_t dev, uint64_t n, char *out, size_t cap)
+{
+	for (uint32_t i = 0; i < c->nops; i++) {
+		const samen_op *op = &c->ops[i];
+		if (op->kind == SAMEN_OP_SET && op->dev == dev && op->n == n && op->field == 1) {
+			const type_def *td = schema_type(SAMEN_TYPE_GOAL);
+			schema_format_value(schema_field(td, 1), op->value, op->value_len, out, cap);
+			return out[0] != '\0';
+		}
+	}
+	return 0;
+}
+
+char *change_summary(const samen_change *c, const char *lang)
+{
+	bool nl = strcmp(lang, "en") != 0;
+	sbuf s = {malloc(512), 0, 512};
+	uint32_t creates = 0, sets = 0, deletes = 0, members = 0;
+	char title[128], val[96], uid[17];
+
+
+	if (!s.buf)
+		return NULL;
+	s.buf[0] = '\0';
+	sb_printf(&s, "%.*s: ", (int)(c->name_len > 60 ? 60 : c->name_len), c->name);
+	for (uint32_t i = 0; i < c->nops; i++) {
+		switch (c->ops[i].kind) {
+		case SAMEN_OP_CREATE: creates++; break;
+		case SAMEN_OP_SET: sets++; break;
+		case SAMEN_OP_DELETE: deletes++; break;
+		case SAMEN_OP_MEMBER_ADD: members++; break;
+		}
+	}
+	if (c->nops && c->ops[0].kind == SAMEN_OP_PLAN) {
+		sb_printf(&s, nl ? "plan voor %.*s gestart" : "started the plan for %.*s", (int)c->ops[0].str_len,
+		          c->ops[0].str);
+	} else if (members == 1 && c->nops == 1) {
+		sb_printf(&s, nl ? "lid %.*s toegevoegd" : "added member %.*s", (int)c->ops[0].str_len, c->ops[0].str);
+	} else if (creates == 1 && deletes == 0 && members == 0) {
+		/* "doel 'Werk vinden' aangemaakt" (the new entity is dev 0, n unknown
+		 * here: its title is the one set on a dev-0 entity in this change) */
+		const samen_op *cr = NULL;
+		for (uint32_t i = 0; i < c->nops && !cr; i++)
+			if (c->ops[i].kind == SAMEN_OP_CREATE)
+				cr = &c->ops[i];
+		const type_def *td = schema_type(cr->type);
+		title[0] = '\0';
+		for (uint32_t i = 0; i < c->nops && !title[0]; i++)
+			if (c->ops[i].kind == SAMEN_OP_SET && c->ops[i].dev == 0)
+				title_in_change(c, 0, c->ops[i].n, title, sizeof(title));
+		sb_printf(&s, nl ? "%s '%s' aangemaakt" : "created %s '%s'", td ? (nl ? td->name_nl : td->name) : "?",
+		          title);
+	} else if (c->nops == 1 && sets == 1) {
+		const samen_op *op = &c->ops[0];
+		const type_def *td = schema_type(SAMEN_TYPE_GOAL);
+		const field_def *f = schema_field(td, op->field);
+		schema_entity_uid(uid, change_ref_key(c, op->dev), op->n);
+		if (f && f->kind != FIELD_REF)
+			schema_format_value(f, op->value, op->value_len, val, sizeof(val));
+		else
+			snprintf(val, sizeof(val), "%s", op->value_len && op->value[0] == 0xc0 ? "-" : "…");
+		sb_printf(&s, "%s %.8s %s → %s", nl ? "doel" : "goal", uid, f ? (nl ? f->name_nl : f->name) : "?",
+		          val[0] ? val : "-");
+	} else if (c->nops == 1 && deletes == 1) {
+		schema_entity_uid(uid, change_ref_key(c, c->ops[0].dev), c->ops[0].n);
+		sb_printf(&s, nl ? "doel %.8s verwijderd" : "deleted goal %.8s", uid);
+	} else {
+		const char *sep = "";
+		if (creates) {
+			sb_printf(&s, nl ? "%u aangemaakt" : "%u created", creates);
+			sep = ", ";
+		}
+		if (sets) {
+			sb_printf(&s, nl ? "%s%u velden gewijzigd" : "%s%u fields changed", sep, sets);
+			sep = ", ";
+		}
+		if (deletes) {
+			sb_printf(&s, nl ? "%s%u verwijderd" : "%s%u deleted", sep, deletes);
+			sep = ", ";
+		}
+		if (members)
+			sb_printf(&s, nl ? "%s%u leden toegevoegd" : "%s%u members added", sep, members);
+	}
+	return s.buf;
+}
