@@ -69,7 +69,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_HEAD_DELETE] = "DELETE FROM heads WHERE change = ?",
 	[ST_HEAD_INSERT] = "INSERT OR IGNORE INTO heads(change) VALUES (?)",
 	[ST_MEMBER_CHECK] = "SELECT c.devno, c.seq FROM members m JOIN changes c ON c.rowid = m.change WHERE m.key = ?",
-	[ST_MEMBER_INSERT] = "INSERT OR IGNORE INTO members(key, name, role, change) VALUES (?,?,?,?)",
+	[ST_MEMBER_INSERT] = "INSERT OR IGNORE INTO members(key, change, name, role) VALUES (?,?,?,?)",
 	[ST_ENTITY_GET] = "SELECT e.rowid, e.type, c.devno, c.seq, e.deleted IS NOT NULL FROM entities e"
 	                  " JOIN changes c ON c.rowid = e.created WHERE e.devno = ? AND e.n = ?",
 	[ST_ENTITY_INSERT] = "INSERT INTO entities(devno, n, type, uid, created) VALUES (?,?,?,?,?)",
@@ -98,8 +98,10 @@ static const char schema_sql[] =
 	" vv BLOB NOT NULL, ctr_end INTEGER NOT NULL, body BLOB NOT NULL, sig BLOB NOT NULL,"
 	" UNIQUE(devno, seq));"
 	"CREATE TABLE IF NOT EXISTS heads(change INTEGER PRIMARY KEY);"
-	"CREATE TABLE IF NOT EXISTS members(key BLOB NOT NULL, name TEXT NOT NULL, role INTEGER NOT NULL,"
-	" change INTEGER NOT NULL, PRIMARY KEY(key, change)) WITHOUT ROWID;"
+	/* In WITHOUT ROWID tables the key columns come first: SQLite 3.40's
+	 * integrity_check misreports NOT NULL columns placed before them. */
+	"CREATE TABLE IF NOT EXISTS members(key BLOB NOT NULL, change INTEGER NOT NULL, name TEXT NOT NULL,"
+	" role INTEGER NOT NULL, PRIMARY KEY(key, change)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS entities(rowid INTEGER PRIMARY KEY, devno INTEGER NOT NULL,"
 	" n INTEGER NOT NULL, type INTEGER NOT NULL, uid TEXT NOT NULL, created INTEGER NOT NULL,"
 	" deleted INTEGER, UNIQUE(devno, n));"
@@ -1334,9 +1336,9 @@ static int apply_ops(applyctx *a, applying *c)
 		case SAMEN_OP_MEMBER_ADD:
 			s = stmt(a->w.r, ST_MEMBER_INSERT);
 			sqlite3_bind_blob(s, 1, op->key, 32, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, op->str, (int)op->str_len, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 3, (sqlite3_int64)op->role);
-			sqlite3_bind_int64(s, 4, c->rowid);
+			sqlite3_bind_int64(s, 2, c->rowid);
+			sqlite3_bind_text(s, 3, op->str, (int)op->str_len, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4, (sqlite3_int64)op->role);
 			if (sqlite3_step(s) != SQLITE_DONE)
 				return db_error(a->w.r, "adding member");
 			break;
