@@ -154,10 +154,19 @@ static int create_views(replica *r)
 	return 0;
 }
 
+/* quick_check reports damage as result rows, not as an error code. */
+static int quick_check_row(void *ok, int ncol, char **vals, char **names)
+{
+	(void)names;
+	if (ncol < 1 || !vals[0] || strcmp(vals[0], "ok") != 0)
+		*(int *)ok = 0;
+	return 0;
+}
+
 int replica_open(replica **out, const char *path)
 {
 	replica *r = NULL;
-	int rc;
+	int rc, quick_ok = 1;
 
 	*out = NULL;
 	if (!(r = calloc(1, sizeof(*r))))
@@ -173,10 +182,10 @@ int replica_open(replica **out, const char *path)
 	 * history (which is fsynced first) when the plan is opened. */
 	if (sqlite3_exec(r->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
 	                 "PRAGMA cache_size=-16000;", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(r->db, "PRAGMA quick_check(1)", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(r->db, "PRAGMA quick_check(1)", quick_check_row, &quick_ok, NULL) != SQLITE_OK || !quick_ok ||
 	    sqlite3_exec(r->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
 		rc = samen_error_set(SAMEN_ECORRUPT, "replica %s is not a usable database: %s", path,
-		                     sqlite3_errmsg(r->db));
+		                     quick_ok ? sqlite3_errmsg(r->db) : "quick_check found damage");
 		goto fail;
 	}
 	if ((rc = create_views(r)) < 0)
@@ -1613,8 +1622,9 @@ int replica_find_entity(replica *r, uint32_t type, const char *what, replica_ent
 	/* first by uid prefix, then by exact title */
 	for (int pass = 0; pass < 2 && !found; pass++) {
 		const char *sql = pass == 0
+			/* GLOB is case-sensitive, so a prefix uses the uid index */
 			? "SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
-			  " JOIN devs d ON d.devno = e.devno WHERE e.uid LIKE ? AND (?2 = 0 OR e.type = ?2)"
+			  " JOIN devs d ON d.devno = e.devno WHERE e.uid GLOB ? AND (?2 = 0 OR e.type = ?2)"
 			  " ORDER BY e.deleted IS NOT NULL LIMIT 3"
 			: "SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
 			  " JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
@@ -1624,7 +1634,7 @@ int replica_find_entity(replica *r, uint32_t type, const char *what, replica_ent
 		if (sqlite3_prepare_v2(r->db, sql, -1, &s, NULL) != SQLITE_OK)
 			return db_error(r, "finding an entity");
 		if (pass == 0) {
-			snprintf(pattern, sizeof(pattern), "%s%%", what);
+			snprintf(pattern, sizeof(pattern), "%s*", what); /* hex only: no GLOB metacharacters */
 			sqlite3_bind_text(s, 1, pattern, -1, SQLITE_TRANSIENT);
 		} else {
 			sqlite3_bind_text(s, 1, what, -1, SQLITE_TRANSIENT);
