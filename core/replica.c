@@ -574,6 +574,19 @@ static int load_pending(replica *r, ingest_batch *b)
 			continue;
 		}
 		memcpy(bytes, sqlite3_column_blob(s, 0), len);
+		{
+			/* The batch may already hold this change (a new bundle carries
+			 * it again): mark that item, so its pending row is dropped once
+			 * it is applied. */
+			uint8_t id[32];
+			uint64_t *pi;
+			change_id(id, bytes, len);
+			if ((pi = hmap_get(&b->byid, id))) {
+				b->items[*pi].from_pending = true;
+				free(bytes);
+				continue;
+			}
+		}
 		/* A pending row that no longer verifies was tampered with; it is
 		 * simply dropped (it never entered the history). */
 		if (ingest_add(b, bytes, len, sqlite3_column_blob(s, 1)) == 0 && b->n > before)
