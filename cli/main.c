@@ -371,6 +371,8 @@ static int cmd_goal(cli *c)
 			return EXIT_USAGE;
 		if (c->argc != 1)
 			return usage("goal add TITLE [--FIELD VALUE ...]");
+		if (!c->argv[0][0] || strcmp(c->argv[0], "-") == 0)
+			return usage("goal add: a goal needs a title");
 		if (open_plan(c, &s, &p) < 0)
 			return fail(c, "goal add");
 		if (samen_edit_begin(&e, p) < 0 || samen_edit_create(e, "goal", uid) < 0 ||
@@ -492,10 +494,13 @@ static int cmd_log(cli *c)
 	samen_store *s = NULL;
 	samen_plan *p = NULL;
 	const char *n = take_opt(c, "-n");
-	log_ctx l = {c, n ? atol(n) : -1, 0};
+	char *end = NULL;
+	log_ctx l = {c, n ? strtol(n, &end, 10) : -1, 0};
 	int rc;
 	if (no_more_opts(c))
 		return EXIT_USAGE;
+	if (n && (!n[0] || *end || l.limit < 0))
+		return usage("log: -n needs a number of changes (0 or more)");
 	if (c->argc > 1)
 		return usage("log [GOAL] [-n N]");
 	if (open_plan(c, &s, &p) < 0)
