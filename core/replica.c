@@ -31,6 +31,7 @@
 #include "samen/common.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,7 +310,7 @@ static void hex_prefix(char out[17], const uint8_t *bytes)
 	sodium_bin2hex(out, 17, bytes, 8);
 }
 
-int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64])
+static int add_item(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64], bool verify)
 {
 	ingest_item it;
 	char idhex[17], keyhex[17];
@@ -334,7 +335,7 @@ int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64
 		rc = samen_error_set(SAMEN_EINVAL, "change %s belongs to plan %s, not to plan %s", idhex, got, want);
 		goto fail;
 	}
-	if (change_verify(sig, bytes, len, it.ch.author) < 0) {
+	if (verify && change_verify(sig, bytes, len, it.ch.author) < 0) {
 		rc = samen_error_set(SAMEN_ESIG, "change %s: signature does not match device %s", idhex, keyhex);
 		goto fail;
 	}
@@ -350,6 +351,7 @@ int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64
 	}
 	it.bytes = bytes;
 	it.len = len;
+	it.verified = verify;
 	memcpy(it.sig, sig, 64);
 	if ((rc = hmap_put(&b->byid, it.id, b->n)) < 0)
 		goto fail;
@@ -359,6 +361,74 @@ fail:
 	change_clear(&it.ch);
 	free(bytes);
 	return rc;
+}
+
+int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64])
+{
+	return add_item(b, bytes, len, sig, true);
+}
+
+int ingest_add_unverified(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64])
+{
+	return add_item(b, bytes, len, sig, false);
+}
+
+typedef struct {
+	ingest_batch *b;
+	size_t from, step;
+	size_t first_bad;         /* b->n when none */
+} verify_job;
+
+static void *verify_range(void *arg)
+{
+	verify_job *j = arg;
+	for (size_t i = j->from; i < j->b->n && i < j->first_bad; i += j->step) {
+		ingest_item *it = &j->b->items[i];
+		if (it->verified)
+			continue;
+		if (change_verify(it->sig, it->bytes, it->len, it->ch.author) < 0)
+			j->first_bad = i;
+		else
+			it->verified = true;
+	}
+	return NULL;
+}
+
+/* Ed25519 verification dominates reading a bundle; this machine class has
+ * two cores, so the items are split between this thread and one more. */
+int ingest_verify(ingest_batch *b, uint64_t *bad_origin)
+{
+	verify_job jobs[2] = {{b, 0, 2, b->n}, {b, 1, 2, b->n}};
+	pthread_t t;
+	bool threaded = b->n >= 16 && pthread_create(&t, NULL, verify_range, &jobs[1]) == 0;
+	size_t bad;
+	char idhex[17], keyhex[17];
+
+	if (!threaded)
+		jobs[0].step = 1;
+	verify_range(&jobs[0]);
+	if (threaded)
+		pthread_join(t, NULL);
+	bad = jobs[0].first_bad < jobs[1].first_bad ? jobs[0].first_bad : jobs[1].first_bad;
+	if (bad >= b->n)
+		return 0;
+	hex_prefix(idhex, b->items[bad].id);
+	hex_prefix(keyhex, b->items[bad].ch.author);
+	samen_error_set(SAMEN_ESIG, "change %s: signature does not match device %s", idhex, keyhex);
+	if (bad_origin)
+		*bad_origin = b->items[bad].origin;
+	/* Keep what came before the bad change, nothing from it on. */
+	for (size_t i = bad; i < b->n; i++) {
+		change_clear(&b->items[i].ch);
+		free(b->items[i].bytes);
+		free(b->items[i].error);
+	}
+	b->n = bad;
+	hmap_clear(&b->byid);
+	for (size_t i = 0; i < b->n; i++)
+		if (hmap_put(&b->byid, b->items[i].id, i) < 0)
+			return SAMEN_ENOMEM;
+	return SAMEN_ESIG;
 }
 
 /* --- cached facts about applied changes ------------------------------------- */
@@ -700,6 +770,11 @@ int replica_order(replica *r, ingest_batch *b)
 
 	work_init(&w, r);
 	hmap_init(&seen_devseq, 40);
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->items[i].verified) {
+			rc = samen_error_set(SAMEN_ERROR, "internal: a change reached ordering unverified");
+			goto cleanup;
+		}
 	if ((rc = load_devs(&w)) < 0 || (rc = load_pending(r, b)) < 0)
 		goto cleanup;
 	free(b->order);
@@ -829,8 +904,9 @@ typedef struct {
 	uint32_t devno;
 	uint64_t seq;
 	uint64_t lamport;
-	uint8_t *val;     /* owned canonical msgpack (REF values normalized) */
+	const uint8_t *val; /* canonical msgpack (REF values normalized) */
 	uint32_t len;
+	bool owned;       /* val is ours to free; else it lies in a change of the batch */
 } live_value;
 
 typedef struct {
@@ -994,12 +1070,14 @@ static reg *reg_get(applyctx *a, int64_t entity, uint32_t field, uint32_t type, 
 		lv.seq = (uint64_t)sqlite3_column_int64(s, 3);
 		lv.lamport = (uint64_t)sqlite3_column_int64(s, 4);
 		lv.len = (uint32_t)sqlite3_column_bytes(s, 5);
-		lv.val = malloc(lv.len ? lv.len : 1);
-		if (!lv.val) {
+		uint8_t *copy = malloc(lv.len ? lv.len : 1);
+		if (!copy) {
 			*rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
 			return NULL;
 		}
-		memcpy(lv.val, sqlite3_column_blob(s, 5), lv.len);
+		memcpy(copy, sqlite3_column_blob(s, 5), lv.len);
+		lv.val = copy;
+		lv.owned = true;
 		g->vals[g->n++] = lv;
 	}
 	return g;
@@ -1074,7 +1152,8 @@ static void apply_free(applyctx *a)
 {
 	for (size_t i = 0; i < a->nregs; i++) {
 		for (uint32_t k = 0; k < a->regs[i].n; k++)
-			free(a->regs[i].vals[k].val);
+			if (a->regs[i].vals[k].owned)
+				free((void *)a->regs[i].vals[k].val);
 		free(a->regs[i].vals);
 	}
 	free(a->regs);
@@ -1244,9 +1323,10 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 }
 
 /* A REF value [dev, n] in a change becomes [key, n] in the replica, which
- * means the same thing without the change's device table. */
+ * means the same thing without the change's device table. Other values are
+ * used in place: the batch's change bytes outlive the apply. */
 static int normalize_value(const samen_change *ch, const field_def *f, const samen_op *op,
-                           uint8_t **out, uint32_t *len)
+                           const uint8_t **out, uint32_t *len, bool *owned)
 {
 	if (f->kind == FIELD_REF && op->value[0] != 0xc0) {
 		mpr r;
@@ -1267,13 +1347,12 @@ static int normalize_value(const samen_change *ch, const field_def *f, const sam
 			return samen_error_set(SAMEN_ENOMEM, "out of memory");
 		*out = (uint8_t *)sb.data;
 		*len = (uint32_t)sb.size;
+		*owned = true;
 		return 0;
 	}
-	*out = malloc(op->value_len ? op->value_len : 1);
-	if (!*out)
-		return samen_error_set(SAMEN_ENOMEM, "out of memory");
-	memcpy(*out, op->value, op->value_len);
+	*out = op->value;
 	*len = op->value_len;
+	*owned = false;
 	return 0;
 }
 
@@ -1321,7 +1400,8 @@ static int apply_ops(applyctx *a, applying *c)
 			 * included: vv[own devno] == own seq). */
 			for (uint32_t k = 0; k < g->n;) {
 				if (vv_at(c->vv, c->vvlen, g->vals[k].devno) >= g->vals[k].seq) {
-					free(g->vals[k].val);
+					if (g->vals[k].owned)
+						free((void *)g->vals[k].val);
 					g->vals[k] = g->vals[--g->n];
 				} else {
 					k++;
@@ -1341,7 +1421,7 @@ static int apply_ops(applyctx *a, applying *c)
 			lv->devno = c->devno;
 			lv->seq = ch->seq;
 			lv->lamport = ch->lamport;
-			if ((rc = normalize_value(ch, schema_field(schema_type(type), op->field), op, &lv->val, &lv->len)) < 0)
+			if ((rc = normalize_value(ch, schema_field(schema_type(type), op->field), op, &lv->val, &lv->len, &lv->owned)) < 0)
 				return rc;
 			g->n++;
 			g->dirty = true;
@@ -1496,6 +1576,11 @@ cleanup:
 
 int replica_apply(replica *r, ingest_batch *b)
 {
+	return replica_apply_ex(r, b, NULL, NULL);
+}
+
+int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit, void *payload)
+{
 	applyctx a;
 	uint8_t plan[16];
 	bool known;
@@ -1559,6 +1644,8 @@ int replica_apply(replica *r, ingest_batch *b)
 			}
 		}
 	}
+	if (precommit && (rc = precommit(payload)) < 0)
+		goto fail;
 	if ((rc = replica_commit(r)) < 0)
 		goto fail;
 	apply_free(&a);

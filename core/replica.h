@@ -45,6 +45,8 @@ typedef struct {
 	uint8_t commit[20];       /* git commit id, set by the caller before apply */
 	bool has_commit;
 	bool from_pending;        /* loaded from the pending table */
+	bool verified;            /* signature checked */
+	uint64_t origin;          /* where the caller got it (a bundle's record number) */
 	item_state state;
 	char *error;              /* ITEM_BAD: why (owned) */
 } ingest_item;
@@ -66,6 +68,14 @@ void ingest_free(ingest_batch *b);
  * SAMEN_ESIG / SAMEN_EINVAL (wrong plan) with the reason; a failed change is
  * not added. */
 int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64]);
+/* Like ingest_add(), but leaves the signature to ingest_verify(), which
+ * checks many at once on two threads. */
+int ingest_add_unverified(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64]);
+/* Verify every unverified item. On a bad signature, the first bad item and
+ * everything added after it are dropped (what came before stays),
+ * *bad_origin receives that item's origin and SAMEN_ESIG is returned naming
+ * the change. */
+int ingest_verify(ingest_batch *b, uint64_t *bad_origin);
 /* Item by change id, or NULL. */
 ingest_item *ingest_find(ingest_batch *b, const uint8_t id[32]);
 
@@ -79,6 +89,12 @@ int replica_set_plan_id(replica *r, const uint8_t plan[16]);
 
 int replica_order(replica *r, ingest_batch *b);
 int replica_apply(replica *r, ingest_batch *b);
+/* replica_apply() that calls precommit (when not NULL) after everything is
+ * written and just before COMMIT; a negative return rolls the transaction
+ * back and is returned. precommit is called exactly once unless an earlier
+ * step fails. */
+typedef int (*replica_precommit_cb)(void *payload);
+int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit, void *payload);
 
 /* Commit of an applied change (SAMEN_ENOTFOUND if none). */
 int replica_change_commit(replica *r, const uint8_t id[32], uint8_t commit[20]);

@@ -304,12 +304,24 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 	return remove(path);
 }
 
-static int ingest_chunk(samen_plan *p, ingest_batch *b, samen_bundle_stats *stats)
+/* Verify and apply what was read so far. A bad signature drops that change
+ * and everything read after it; what came before is applied, and *bad
+ * receives the error. */
+static int ingest_chunk(samen_plan *p, ingest_batch *b, const char *path, samen_bundle_stats *stats, int *bad,
+                        char *badmsg, size_t badcap)
 {
 	int rc;
 	sqlite3_stmt *s = NULL;
 	if (b->n == 0)
 		return 0;
+	uint64_t record = 0;
+	if ((rc = ingest_verify(b, &record)) < 0) {
+		if (rc != SAMEN_ESIG)
+			return rc;
+		*bad = rc;
+		snprintf(badmsg, badcap, "bundle %s: record %llu: %s", path, (unsigned long long)record,
+		         samen_error_last());
+	}
 	if ((rc = plan_ingest(p, b)) < 0)
 		return rc;
 	stats->applied += b->nready;
@@ -403,30 +415,35 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 			break;
 		}
 		memcpy(bytes, r.buf + r.pos, len);
-		if ((rc = ingest_add(&b, bytes, len, r.buf + r.pos + len)) < 0) {
+		size_t before = b.n;
+		if ((rc = ingest_add_unverified(&b, bytes, len, r.buf + r.pos + len)) < 0) {
 			samen_error_wrap(rc, "bundle %s: record %llu", path, (unsigned long long)record);
 			break;
 		}
+		if (b.n > before)
+			b.items[b.n - 1].origin = record;
 		r.pos += len + 64;
 		stats->changes++;
 		chunk_bytes += len;
 		if (b.n >= CHUNK_CHANGES || chunk_bytes >= CHUNK_BYTES) {
-			if ((rc = ingest_chunk(p, &b, stats)) < 0)
+			if ((rc = ingest_chunk(p, &b, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
 				goto cleanup;
 			chunk_bytes = 0;
+			if (bad)
+				break;
 		}
 	}
-	if (rc == 0) {
+	if (rc == 0 && !bad) {
 		/* the stream must end right after the end record, and the file with it */
 		if ((rc = br_fill(&r, 1)) == 0 && (r.len > r.pos || !r.eof || r.z.avail_in > 0 || fgetc(r.f) != EOF))
 			rc = samen_error_set(SAMEN_EDECODE, "bundle %s has data after its end", path);
 	}
-	if (rc < 0) {
+	if (rc < 0 && !bad) {
 		bad = rc;
 		snprintf(badmsg, sizeof(badmsg), "%s", samen_error_last());
 	}
 	/* Keep the good records before a bad one: each is signed and verified. */
-	if ((rc = ingest_chunk(p, &b, stats)) < 0)
+	if ((rc = ingest_chunk(p, &b, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
 		goto cleanup;
 	if (bad) {
 		rc = samen_error_set(bad, "%s; %llu changes before it were verified and imported, nothing after it",

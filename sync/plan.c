@@ -15,8 +15,10 @@
 #include "sync/internal.h"
 #include "core/schema.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +134,30 @@ int plan_recover(samen_plan *p, uint64_t *recovered)
 	return err;
 }
 
+/* A process killed while moving a device ref leaves "<ref>.lock" behind,
+ * and libgit2 then refuses every later move of that ref. Called with the
+ * plan's lock held, so no other samen process is writing: any such file is
+ * stale. */
+static void remove_stale_ref_locks(const char *hpath)
+{
+	char dir[4096], path[4400];
+	struct dirent *de;
+	DIR *d;
+	snprintf(dir, sizeof(dir), "%s/refs/samen/devices", hpath);
+	if ((d = opendir(dir))) {
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+			if (n > 5 && strcmp(de->d_name + n - 5, ".lock") == 0) {
+				snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+				unlink(path);
+			}
+		}
+		closedir(d);
+	}
+	snprintf(path, sizeof(path), "%s/packed-refs.lock", hpath);
+	unlink(path);
+}
+
 int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bool create)
 {
 	samen_plan *p = NULL;
@@ -167,6 +193,7 @@ int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bo
 		                     "cannot lock plan %s: %s", p->idhex, strerror(errno));
 		goto fail;
 	}
+	remove_stale_ref_locks(hpath);
 	if ((rc = history_open(&p->hist, hpath, create)) < 0)
 		goto fail;
 	rc = replica_open(&p->rep, rpath);
@@ -305,12 +332,74 @@ static int parent_commit(samen_plan *p, ingest_batch *b, const uint8_t id[32], g
 	return samen_error_set(SAMEN_ECORRUPT, "internal: a dependency has no history commit");
 }
 
+/* Move each device's ref to its newest change in the batch (the last one in
+ * causal order), only after every object is on disk. */
+static int move_device_refs(samen_plan *p, ingest_batch *b)
+{
+	hmap moved;
+	int rc = 0;
+	hmap_init(&moved, 32);
+	for (size_t k = b->nready; k-- > 0 && rc == 0;) {
+		ingest_item *it = &b->items[b->order[k]];
+		git_oid cur, commit;
+		if (hmap_get(&moved, it->ch.author))
+			continue;
+		if ((rc = hmap_put(&moved, it->ch.author, 1)) < 0)
+			break;
+		git_oid_fromraw(&commit, it->commit);
+		if (history_get_device_ref(p->hist, it->ch.author, &cur) == 0 && git_oid_equal(&cur, &commit))
+			continue;
+		rc = history_set_device_ref(p->hist, it->ch.author, &commit);
+	}
+	hmap_free(&moved);
+	return rc;
+}
+
+/* Writing a pack (compression, index) and materializing into SQLite take
+ * about as long as each other, and this machine class has two cores: the
+ * history is made durable on a second thread while the replica transaction
+ * is prepared, and the transaction commits only after the history thread
+ * succeeded. The order of durable writes is unchanged: objects, refs, SQLite. */
+typedef struct {
+	samen_plan *plan;
+	ingest_batch *batch;
+	pthread_t thread;
+	bool started, joined;
+	int rc;
+	char err[1024];
+} history_job;
+
+static void *history_thread(void *arg)
+{
+	history_job *j = arg;
+	j->rc = history_batch_commit(j->plan->hist);
+	if (j->rc == 0)
+		j->rc = move_device_refs(j->plan, j->batch);
+	if (j->rc < 0)
+		snprintf(j->err, sizeof(j->err), "%s", samen_error_last());
+	return NULL;
+}
+
+static int history_join(void *payload)
+{
+	history_job *j = payload;
+	if (!j->started || j->joined)
+		return j->rc;
+	pthread_join(j->thread, NULL);
+	j->joined = true;
+	if (j->rc < 0)
+		samen_error_set(j->rc, "%s", j->err);
+	return j->rc;
+}
+
 int plan_ingest(samen_plan *p, ingest_batch *b)
 {
 	git_oid parents[SAMEN_MAX_DEPS + 1], commit;
+	history_job job;
 	bool batch = false;
 	int rc;
 
+	memset(&job, 0, sizeof(job));
 	if ((rc = replica_order(p->rep, b)) < 0)
 		return rc;
 	if (b->nready > 1) {
@@ -355,33 +444,24 @@ int plan_ingest(samen_plan *p, ingest_batch *b)
 		it->has_commit = true;
 	}
 	if (batch) {
-		batch = false;
-		if ((rc = history_batch_commit(p->hist)) < 0)
-			return rc;
-	}
-	/* Move each device's ref to its newest change (the last one in causal
-	 * order), only after every object is on disk. */
-	{
-		hmap moved;
-		hmap_init(&moved, 32);
-		for (size_t k = b->nready; k-- > 0 && rc == 0;) {
-			ingest_item *it = &b->items[b->order[k]];
-			git_oid cur;
-			if (hmap_get(&moved, it->ch.author))
-				continue;
-			if ((rc = hmap_put(&moved, it->ch.author, 1)) < 0)
-				break;
-			git_oid_fromraw(&commit, it->commit);
-			if (history_get_device_ref(p->hist, it->ch.author, &cur) == 0 && git_oid_equal(&cur, &commit))
-				continue;
-			rc = history_set_device_ref(p->hist, it->ch.author, &commit);
-		}
-		hmap_free(&moved);
+		job.plan = p;
+		job.batch = b;
+		batch = false; /* the job owns the batch now */
+		if (pthread_create(&job.thread, NULL, history_thread, &job) == 0)
+			job.started = true;
+		else if (history_thread(&job), job.rc < 0) /* no thread: do it here, first */
+			return samen_error_set(job.rc, "%s", job.err);
+		rc = replica_apply_ex(p->rep, b, history_join, &job);
+		if (history_join(&job) < 0 && rc == 0)
+			rc = job.rc;
 		if (rc < 0)
 			return rc;
+	} else {
+		if ((rc = move_device_refs(p, b)) < 0)
+			return rc;
+		if ((rc = replica_apply(p->rep, b)) < 0)
+			return rc;
 	}
-	if ((rc = replica_apply(p->rep, b)) < 0)
-		return rc;
 	return load_meta(p);
 fail:
 	if (batch)
