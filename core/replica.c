@@ -1581,6 +1581,7 @@ int replica_apply(replica *r, ingest_batch *b)
 
 int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit, void *payload)
 {
+	uint64_t npending_stored = 0;
 	applyctx a;
 	uint8_t plan[16];
 	bool known;
@@ -1613,6 +1614,13 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 			goto fail;
 	if ((rc = flush_regs(&a)) < 0)
 		goto fail;
+	{
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM pending", -1, &q, NULL) == SQLITE_OK &&
+		    sqlite3_step(q) == SQLITE_ROW)
+			npending_stored = (uint64_t)sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		ingest_item *it = &b->items[i];
 		if (it->from_pending && it->state != ITEM_PENDING) {
@@ -1623,6 +1631,14 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 				goto fail;
 			}
 		} else if (!it->from_pending && it->state == ITEM_PENDING) {
+			/* Changes whose dependencies never arrive must not fill the
+			 * disk: the waiting room has a hard cap. */
+			if (npending_stored >= SAMEN_MAX_PENDING) {
+				rc = samen_error_set(SAMEN_ELIMIT, "%u changes are already waiting for missing dependencies;"
+				                     " not accepting more until those arrive", SAMEN_MAX_PENDING);
+				goto fail;
+			}
+			npending_stored++;
 			s = stmt(r, ST_PENDING_INSERT);
 			sqlite3_bind_blob(s, 1, it->id, 32, SQLITE_STATIC);
 			sqlite3_bind_blob(s, 2, it->bytes, (int)it->len, SQLITE_STATIC);

@@ -458,7 +458,7 @@ cleanup:
 	free(r.buf);
 	if (r.f)
 		fclose(r.f);
-	if (p && stats->cloned && stats->applied == 0) {
+	if (p && stats->cloned && stats->applied == 0 && stats->pending == 0) {
 		/* a clone that brought nothing leaves nothing behind */
 		char *dir = strdup(p->dir);
 		samen_plan_free(p);
