@@ -45,8 +45,9 @@ static const char usage_text[] =
 static int usage(const char *msg)
 {
 	if (msg)
-		fprintf(stderr, "samen: %s\n\n", msg);
-	fputs(usage_text, stderr);
+		fprintf(stderr, "samen: %s\n(samen --help lists every command)\n", msg);
+	else
+		fputs(usage_text, stderr);
 	return EXIT_USAGE;
 }
 
@@ -743,13 +744,13 @@ static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int i
 		}
 		printf("}\n");
 	} else if (import) {
-		printf("Imported %llu new changes into plan %s%s (%llu already here, %llu waiting for others,"
+		printf("Imported %llu new change(s) into plan %s%s (%llu already here, %llu waiting for others,"
 		       " %llu rejected by the rules, %llu invalid)\n",
 		       (unsigned long long)st->applied, st->plan, st->cloned ? " (new in this store)" : "",
 		       (unsigned long long)st->duplicates, (unsigned long long)st->pending,
 		       (unsigned long long)st->rejected, (unsigned long long)st->invalid);
 	} else {
-		printf("Wrote %llu changes of plan %s (%llu bytes)\n", (unsigned long long)st->changes, st->plan,
+		printf("Wrote %llu change(s) of plan %s (%llu bytes)\n", (unsigned long long)st->changes, st->plan,
 		       (unsigned long long)st->bytes);
 	}
 }

@@ -16,15 +16,15 @@ static const char *const goal_status[] = {"open", "bezig", "bereikt", "bijgestel
 
 /* Field ids are wire format: never renumber, only append. */
 static const field_def goal_fields[] = {
-	{1, "title", "titel", FIELD_STR, 1, 200, NULL, 0, 0},
-	{2, "area", "waardegebied", FIELD_STR, 1, 80, NULL, 0, 0},
-	{3, "parent", "bovenliggend doel", FIELD_REF, 0, 0, NULL, 0, SAMEN_TYPE_GOAL},
-	{4, "term", "termijn", FIELD_ENUM, 0, 0, goal_term, 3, 0},
-	{5, "priority", "prioriteit", FIELD_INT, 1, 5, NULL, 0, 0},
-	{6, "rank", "volgorde", FIELD_RANK, 0, 0, NULL, 0, 0},
-	{7, "status", "status", FIELD_ENUM, 0, 0, goal_status, 5, 0},
-	{8, "target", "streefdatum", FIELD_DATE, 0, 0, NULL, 0, 0},
-	{9, "description", "omschrijving", FIELD_TEXT, 0, 4000, NULL, 0, 0},
+	{1, "title", "titel", FIELD_STR, 1, 200, NULL, 0, 0, 1},
+	{2, "area", "waardegebied", FIELD_STR, 1, 80, NULL, 0, 0, 0},
+	{3, "parent", "bovenliggend doel", FIELD_REF, 0, 0, NULL, 0, SAMEN_TYPE_GOAL, 0},
+	{4, "term", "termijn", FIELD_ENUM, 0, 0, goal_term, 3, 0, 0},
+	{5, "priority", "prioriteit", FIELD_INT, 1, 5, NULL, 0, 0, 0},
+	{6, "rank", "volgorde", FIELD_RANK, 0, 0, NULL, 0, 0, 0},
+	{7, "status", "status", FIELD_ENUM, 0, 0, goal_status, 5, 0, 0},
+	{8, "target", "streefdatum", FIELD_DATE, 0, 0, NULL, 0, 0, 0},
+	{9, "description", "omschrijving", FIELD_TEXT, 0, 4000, NULL, 0, 0, 0},
 };
 
 static const type_def types[] = {
@@ -112,8 +112,11 @@ int schema_check_value(const field_def *f, const uint8_t *v, size_t len, uint32_
 	int64_t i;
 
 	mpr_init(&r, v, len);
-	if (mpr_peek(&r) == MPR_NIL)
+	if (mpr_peek(&r) == MPR_NIL) {
+		if (f->required)
+			return WHY("%s cannot be cleared", f->name);
 		return mpr_nil(&r) == 0 && mpr_done(&r) ? 0 : WHY("%s: malformed nil", f->name);
+	}
 	switch (f->kind) {
 	case FIELD_STR:
 	case FIELD_TEXT:
@@ -155,8 +158,11 @@ int schema_parse_value(const field_def *f, const char *text, uint8_t **out, size
 	char *end;
 	long long ll;
 
-	if (n == 0 || strcmp(text, "-") == 0)
+	if (n == 0 || strcmp(text, "-") == 0) {
+		if (f->required)
+			return samen_error_set(SAMEN_EINVAL, "%s cannot be cleared; give a new %s instead", f->name, f->name);
 		return value_encode_nil(out, len);
+	}
 	if (!mpr_utf8_valid(text, n))
 		return samen_error_set(SAMEN_EINVAL, "%s: the text is not valid UTF-8", f->name);
 	switch (f->kind) {

@@ -33,6 +33,7 @@ typedef struct {
 	const char *const *labels;/* ENUM labels (Dutch words the method uses) */
 	uint32_t nlabels;
 	uint32_t ref_type;        /* REF: type id of the target */
+	int required;             /* may not be cleared (nil) */
 } field_def;
 
 typedef struct {
