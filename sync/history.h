@@ -14,9 +14,10 @@
  *
  * Durability: the repository is opened with libgit2's fsync enabled
  * (GIT_OPT_ENABLE_FSYNC_GITDIR). A single change is written as loose
- * objects. Many changes are written inside a batch: objects go to an
- * in-memory pack (git_mempack) and history_batch_commit() writes them as one
- * pack file with one fsync, before any ref moves.
+ * objects. Many changes are written inside a batch: objects are kept in
+ * memory (each distinct object once) and history_batch_commit() writes them
+ * as one pack file (with its index) with one fsync, before any ref moves.
+ * Either way a change gets the same commit id.
  *
  * Nothing here decodes or trusts the change bytes; that is the caller's job.
  * Readers of blobs take a size cap so a hostile repository cannot make us
@@ -53,7 +54,9 @@ typedef struct {
  * id. Inside a batch the objects go to memory, otherwise to loose objects. */
 int history_write_change(samen_history *h, git_oid *commit_out, const history_entry *e);
 
-/* Start collecting objects in memory (git_mempack backend). */
+/* Start collecting objects in memory. While the batch is open,
+ * history_read_change() and the parent check of history_write_change() see
+ * its objects; device refs cannot point at them until it is committed. */
 int history_batch_begin(samen_history *h);
 /* Write everything collected as one pack (with its index), fsynced. */
 int history_batch_commit(samen_history *h);

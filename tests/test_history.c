@@ -6,6 +6,7 @@
 
 #include "samen/common.h"
 #include "sync/history.h"
+#include "sync/sha1.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -220,14 +221,14 @@ static void assert_error_mentions(const char *what)
 
 /* ---- determinism ----------------------------------------------------- */
 
-/* The commit id computed by hand from git's object format, independent of
- * any repository. */
-static void expected_commit_id(git_oid *out, const sample *s, const char *name,
-                               const char *email, long long time)
+/* The tree and commit bytes of a change built by hand from git's object
+ * format, independent of any repository; returns the commit's length. */
+static size_t expected_objects(unsigned char tree[128], size_t *tree_len, char commit[2048],
+                               const sample *s, const char *name, const char *email,
+                               long long time)
 {
 	git_oid change_id, sig_id, tree_id;
-	unsigned char tree[128];
-	char commit[2048], hex[GIT_OID_HEXSZ + 1];
+	char hex[GIT_OID_HEXSZ + 1];
 	size_t tl = 0, cl = 0, i;
 
 	assert_int_equal(git_odb_hash(&change_id, s->change, s->e.change_len, GIT_OBJECT_BLOB), 0);
@@ -241,18 +242,62 @@ static void expected_commit_id(git_oid *out, const sample *s, const char *name,
 	memcpy(tree + tl, sig_id.id, GIT_OID_RAWSZ);
 	tl += GIT_OID_RAWSZ;
 	assert_int_equal(git_odb_hash(&tree_id, tree, tl, GIT_OBJECT_TREE), 0);
+	*tree_len = tl;
 
 	git_oid_tostr(hex, sizeof(hex), &tree_id);
-	cl += (size_t)snprintf(commit + cl, sizeof(commit) - cl, "tree %s\n", hex);
+	cl += (size_t)snprintf(commit + cl, 2048 - cl, "tree %s\n", hex);
 	for (i = 0; i < s->e.nparents; i++) {
 		git_oid_tostr(hex, sizeof(hex), &s->parents[i]);
-		cl += (size_t)snprintf(commit + cl, sizeof(commit) - cl, "parent %s\n", hex);
+		cl += (size_t)snprintf(commit + cl, 2048 - cl, "parent %s\n", hex);
 	}
-	cl += (size_t)snprintf(commit + cl, sizeof(commit) - cl,
+	cl += (size_t)snprintf(commit + cl, 2048 - cl,
 	                       "author %s <%s> %lld +0000\ncommitter %s <%s> %lld +0000\n\n%s",
 	                       name, email, time, name, email, time, s->e.message);
-	assert_true(cl < sizeof(commit));
+	assert_true(cl < 2048);
+	return cl;
+}
+
+/* The commit id computed by hand from git's object format, independent of
+ * any repository. */
+static void expected_commit_id(git_oid *out, const sample *s, const char *name,
+                               const char *email, long long time)
+{
+	unsigned char tree[128];
+	char commit[2048];
+	size_t tl, cl = expected_objects(tree, &tl, commit, s, name, email, time);
+
 	assert_int_equal(git_odb_hash(out, commit, cl, GIT_OBJECT_COMMIT), 0);
+}
+
+/* The object id in repo has exactly these bytes and this type. */
+static void assert_object_bytes(git_repository *repo, const git_oid *id, git_object_t type,
+                                const void *want, size_t len)
+{
+	git_odb *odb = NULL;
+	git_odb_object *obj = NULL;
+
+	assert_int_equal(git_repository_odb(&odb, repo), 0);
+	assert_int_equal(git_odb_read(&obj, odb, id), 0);
+	assert_int_equal(git_odb_object_type(obj), type);
+	assert_int_equal(git_odb_object_size(obj), len);
+	assert_memory_equal(git_odb_object_data(obj), want, len);
+	git_odb_object_free(obj);
+	git_odb_free(odb);
+}
+
+/* The commit and tree of commit in repo are byte for byte those built by
+ * hand for s. */
+static void assert_commit_bytes(git_repository *repo, const git_oid *commit, const sample *s,
+                                const char *name, const char *email, long long time)
+{
+	unsigned char tree[128];
+	char text[2048];
+	size_t tl, cl = expected_objects(tree, &tl, text, s, name, email, time);
+	git_oid tree_id;
+
+	assert_object_bytes(repo, commit, GIT_OBJECT_COMMIT, text, cl);
+	assert_int_equal(git_odb_hash(&tree_id, tree, tl, GIT_OBJECT_TREE), 0);
+	assert_object_bytes(repo, &tree_id, GIT_OBJECT_TREE, tree, tl);
 }
 
 static void same_change_gives_same_commit_id_in_separate_repositories(void **state)
@@ -287,13 +332,26 @@ static void same_change_gives_same_commit_id_in_separate_repositories(void **sta
 
 	assert_true(git_oid_equal(&ida, &idb));
 	assert_true(git_oid_equal(&ida, &idc));
-	/* Writing it again into the same repository changes nothing. */
+	/* Writing it again into the same repository changes nothing, in a
+	 * batch too: its commit is on disk, so the batch writes no pack. */
 	assert_int_equal(history_write_change(f->h, &idb, &s.e), 0);
 	assert_true(git_oid_equal(&ida, &idb));
+	assert_int_equal(history_batch_begin(f->h), 0);
+	assert_int_equal(history_write_change(f->h, &idb, &s.e), 0);
+	assert_true(git_oid_equal(&ida, &idb));
+	assert_int_equal(history_batch_commit(f->h), 0);
+	assert_int_equal(count_pack_files(f->repo, ".pack"), 0);
 
-	/* And it is exactly the canonical git commit of those arguments. */
+	/* And it is exactly the canonical git commit of those arguments, byte
+	 * for byte, whether written loose or through a batch pack. */
 	expected_commit_id(&want, &s, "Ann Example", "3f2a9c1e7b5d4a60c8e2f1b3a5d7c9e0", 1700000000);
 	assert_true(git_oid_equal(&ida, &want));
+	assert_commit_bytes(history_repo(f->h), &ida, &s, "Ann Example",
+	                    "3f2a9c1e7b5d4a60c8e2f1b3a5d7c9e0", 1700000000);
+	assert_commit_bytes(history_repo(c), &idc, &s, "Ann Example",
+	                    "3f2a9c1e7b5d4a60c8e2f1b3a5d7c9e0", 1700000000);
+	assert_int_equal(count_pack_files(batched, ".pack"), 1);
+	assert_int_equal(count_loose(batched), 0);
 
 	/* A change whose parent is unknown here is refused, writing nothing. */
 	fake_oid(&parents[1], 2);
@@ -303,6 +361,60 @@ static void same_change_gives_same_commit_id_in_separate_repositories(void **sta
 
 	history_free(b);
 	history_free(c);
+}
+
+/* sync/sha1.c, which signs off every batch pack, against the FIPS 180
+ * examples and against libgit2's object ids. */
+static void sha1_matches_known_vectors_and_git_odb_hash(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *hex;
+	} vectors[] = {
+		{"", "da39a3ee5e6b4b0d3255bfef95601890afd80709"},
+		{"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"},
+		{"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		 "84983e441c3bd26ebaae4aa1f95129e5e54670f1"},
+	};
+	samen_sha1_ctx ctx;
+	unsigned char out[SAMEN_SHA1_SIZE], buf[300], as[1000];
+	char hex[2 * SAMEN_SHA1_SIZE + 1], header[32];
+	uint32_t x = 12345;
+	git_oid want;
+	size_t i, len;
+	(void)state;
+
+	for (i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+		samen_sha1_init(&ctx);
+		samen_sha1_update(&ctx, vectors[i].in, strlen(vectors[i].in));
+		samen_sha1_final(&ctx, out);
+		assert_int_equal(git_oid_fromraw(&want, out), 0);
+		git_oid_tostr(hex, sizeof(hex), &want);
+		assert_string_equal(hex, vectors[i].hex);
+	}
+	memset(as, 'a', sizeof(as));
+	samen_sha1_init(&ctx);
+	for (i = 0; i < 1000; i++)
+		samen_sha1_update(&ctx, as, sizeof(as));
+	samen_sha1_final(&ctx, out);
+	assert_int_equal(git_oid_fromraw(&want, out), 0);
+	git_oid_tostr(hex, sizeof(hex), &want);
+	assert_string_equal(hex, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+
+	/* "blob <len>\0" and the bytes, fed in uneven pieces, across every
+	 * block boundary of the first few blocks. */
+	for (len = 0; len < sizeof(buf); len++) {
+		int n = snprintf(header, sizeof(header), "blob %zu", len);
+
+		buf[len ? len - 1 : 0] = (uint8_t)xorshift(&x);
+		samen_sha1_init(&ctx);
+		samen_sha1_update(&ctx, header, (size_t)n + 1);
+		samen_sha1_update(&ctx, buf, len / 3);
+		samen_sha1_update(&ctx, buf + len / 3, len - len / 3);
+		samen_sha1_final(&ctx, out);
+		assert_int_equal(git_odb_hash(&want, buf, len, GIT_OBJECT_BLOB), 0);
+		assert_memory_equal(out, want.id, SAMEN_SHA1_SIZE);
+	}
 }
 
 /* ---- layout and round trip ------------------------------------------- */
@@ -392,8 +504,10 @@ static void tree_holds_exactly_change_and_sig_and_read_change_round_trips(void *
 static void author_name_and_email_are_sanitized(void **state)
 {
 	fixture *f = *state;
+	samen_history *b = NULL;
+	char other[4200];
 	git_commit *c = NULL;
-	git_oid id, want;
+	git_oid id, want, bid;
 	sample s;
 
 	make_sample(&s, 3, 50, NULL, 0, 1700000000);
@@ -406,12 +520,26 @@ static void author_name_and_email_are_sanitized(void **state)
 	git_commit_free(c);
 	expected_commit_id(&want, &s, "Eve ?evil???X?? Zo\xc3\xab", "a?b?c?", 1700000000);
 	assert_true(git_oid_equal(&id, &want));
+	assert_commit_bytes(history_repo(f->h), &id, &s, "Eve ?evil???X?? Zo\xc3\xab", "a?b?c?",
+	                    1700000000);
+
+	/* A batch in another repository sanitizes the same way. */
+	snprintf(other, sizeof(other), "%s/other.git", f->dir);
+	assert_int_equal(history_open(&b, other, 1), 0);
+	assert_int_equal(history_batch_begin(b), 0);
+	assert_int_equal(history_write_change(b, &bid, &s.e), 0);
+	assert_true(git_oid_equal(&bid, &want));
 
 	s.e.author_name = "";
 	assert_int_equal(history_write_change(f->h, &id, &s.e), 0);
 	assert_int_equal(git_commit_lookup(&c, history_repo(f->h), &id), 0);
 	assert_string_equal(git_commit_author(c)->name, "?");
 	git_commit_free(c);
+	assert_int_equal(history_write_change(b, &bid, &s.e), 0);
+	assert_true(git_oid_equal(&bid, &id));
+	assert_int_equal(history_batch_commit(b), 0);
+	assert_commit_bytes(history_repo(b), &bid, &s, "?", "a?b?c?", 1700000000);
+	history_free(b);
 
 	/* Stock git accepts what the sanitizer produced. */
 	assert_int_equal(history_set_device_ref(f->h, (const uint8_t[32]){1}, &id), 0);
@@ -634,6 +762,183 @@ static void batch_abort_leaves_nothing_and_empty_batch_writes_no_pack(void **sta
 	assert_int_equal(count_loose(f->repo), 4);
 	assert_int_equal(count_pack_files(f->repo, ".pack"), 1);
 	assert_int_equal(history_set_device_ref(f->h, key, &ids[0]), 0);
+	assert_fsck_ok(f->repo);
+}
+
+/* Objects in packs, as stock git counts them. */
+static int count_packed_objects(const char *repo)
+{
+	char out[4096], *p;
+
+	assert_int_equal(run(out, sizeof(out), "git --git-dir='%s' count-objects -v", repo), 0);
+	p = strstr(out, "in-pack: ");
+	assert_non_null(p);
+	return atoi(p + 9);
+}
+
+static void batch_keeps_each_object_once_and_reads_back_before_commit(void **state)
+{
+	fixture *f = *state;
+	enum { BIG = 3 << 20 }; /* several of the chunks handed to the indexer */
+	uint8_t *big = malloc(BIG), *bytes = NULL, sig[64], key[32];
+	git_oid root, a, again, b, empty, large, parents[2], got[2];
+	uint32_t x = 99;
+	size_t len, np, i;
+	sample s, t;
+
+	assert_non_null(big);
+	for (i = 0; i < BIG; i++)
+		big[i] = (uint8_t)xorshift(&x);
+	write_sample(f->h, &root, 1, 100, NULL, 0); /* on disk */
+
+	assert_int_equal(history_batch_begin(f->h), 0);
+	make_sample(&s, 2, 3500, &root, 1, 1700000000);
+	assert_int_equal(history_write_change(f->h, &a, &s.e), 0);
+	/* The same change again: same id, nothing new. */
+	assert_int_equal(history_write_change(f->h, &again, &s.e), 0);
+	assert_true(git_oid_equal(&a, &again));
+	/* Same bytes and signature at another time, on top of a: only the
+	 * commit is new (blobs and tree are equal). */
+	make_sample(&t, 2, 3500, &a, 1, 1700000001);
+	assert_int_equal(history_write_change(f->h, &b, &t.e), 0);
+	/* No change bytes at all, with both parents in the batch. */
+	parents[0] = a;
+	parents[1] = b;
+	make_sample(&t, 3, 0, parents, 2, 1700000002);
+	t.e.change = NULL;
+	assert_int_equal(history_write_change(f->h, &empty, &t.e), 0);
+	/* A change bigger than a chunk of the pack stream. */
+	make_sample(&t, 4, 10, &empty, 1, 1700000003);
+	t.e.change = big;
+	t.e.change_len = BIG;
+	assert_int_equal(history_write_change(f->h, &large, &t.e), 0);
+
+	/* Everything reads back before the commit, parents included... */
+	assert_int_equal(history_read_change(f->h, &b, &bytes, &len, 3500, sig, got, 2, &np), 0);
+	assert_int_equal(len, 3500);
+	assert_memory_equal(bytes, s.change, 3500);
+	assert_memory_equal(sig, s.sig, 64);
+	assert_int_equal(np, 1);
+	assert_true(git_oid_equal(&got[0], &a));
+	free(bytes);
+	bytes = NULL;
+	assert_int_equal(history_read_change(f->h, &empty, &bytes, &len, 10, sig, got, 2, &np), 0);
+	assert_int_equal(len, 0);
+	assert_int_equal(np, 2);
+	assert_true(git_oid_equal(&got[0], &a));
+	assert_true(git_oid_equal(&got[1], &b));
+	free(bytes);
+	bytes = NULL;
+	assert_int_equal(history_read_change(f->h, &large, &bytes, &len, BIG, sig, got, 1, &np), 0);
+	assert_int_equal(len, BIG);
+	assert_memory_equal(bytes, big, BIG);
+	free(bytes);
+	bytes = NULL;
+	assert_int_equal(history_read_change(f->h, &root, &bytes, &len, 100, sig, NULL, 0, &np), 0);
+	free(bytes);
+	bytes = NULL;
+	/* ...but nothing is on disk yet, and no ref can point there. */
+	make_key(key, 6);
+	assert_int_equal(history_set_device_ref(f->h, key, &large), SAMEN_ENOTFOUND);
+	assert_int_equal(count_loose(f->repo), 4);
+	assert_int_equal(count_pack_files(f->repo, ".pack"), 0);
+
+	/* a: 2 blobs, tree, commit; b: its commit; empty and large: 4 each. */
+	assert_int_equal(history_batch_commit(f->h), 0);
+	assert_int_equal(count_pack_files(f->repo, ".pack"), 1);
+	assert_int_equal(count_packed_objects(f->repo), 13);
+	assert_int_equal(count_loose(f->repo), 4);
+
+	assert_int_equal(history_read_change(f->h, &large, &bytes, &len, BIG, sig, got, 1, &np), 0);
+	assert_int_equal(len, BIG);
+	assert_memory_equal(bytes, big, BIG);
+	assert_true(git_oid_equal(&got[0], &empty));
+	free(bytes);
+	bytes = NULL;
+	assert_int_equal(history_read_change(f->h, &empty, &bytes, &len, 10, sig, got, 2, &np), 0);
+	assert_int_equal(len, 0);
+	free(bytes);
+	assert_int_equal(history_set_device_ref(f->h, key, &large), 0);
+	assert_fsck_ok(f->repo);
+	free(big);
+}
+
+/* Name of the only pack-*.pack in repo, without ".pack". */
+static void only_pack_name(const char *repo, char *out, size_t outsz)
+{
+	char packdir[4400];
+	struct dirent *ent;
+	DIR *d;
+	int n = 0;
+
+	snprintf(packdir, sizeof(packdir), "%s/objects/pack", repo);
+	d = opendir(packdir);
+	assert_non_null(d);
+	while ((ent = readdir(d)) != NULL) {
+		size_t l = strlen(ent->d_name);
+		if (l > 5 && strcmp(ent->d_name + l - 5, ".pack") == 0) {
+			snprintf(out, outsz, "%.*s", (int)(l - 5), ent->d_name);
+			n++;
+		}
+	}
+	closedir(d);
+	assert_int_equal(n, 1);
+}
+
+static void write_retry_batch(samen_history *h, git_oid ids[5])
+{
+	git_oid root;
+	int i;
+
+	write_sample(h, &root, 1, 100, NULL, 0);
+	assert_int_equal(history_batch_begin(h), 0);
+	for (i = 0; i < 5; i++)
+		write_sample(h, &ids[i], (uint32_t)(50 + i), 2000, i ? &ids[i - 1] : &root, 1);
+}
+
+static void failed_batch_commit_keeps_the_batch_for_a_retry(void **state)
+{
+	fixture *f = *state;
+	char other[4200], name[256], blocker[4600], inside[4700];
+	samen_history *b = NULL;
+	git_oid ids[5], again[5], parent;
+	uint8_t *bytes = NULL, sig[64], key[32];
+	size_t len, np;
+
+	/* The same objects in the same order make the same pack, so a dry
+	 * run elsewhere tells the name the indexer will give it here. */
+	snprintf(other, sizeof(other), "%s/other.git", f->dir);
+	assert_int_equal(history_open(&b, other, 1), 0);
+	write_retry_batch(b, again);
+	assert_int_equal(history_batch_commit(b), 0);
+	history_free(b);
+	only_pack_name(other, name, sizeof(name));
+
+	/* A non-empty directory where the indexer must put the .idx makes
+	 * its commit fail after the whole pack was streamed. */
+	write_retry_batch(f->h, ids);
+	assert_memory_equal(ids, again, sizeof(ids));
+	snprintf(blocker, sizeof(blocker), "%s/objects/pack/%s.idx", f->repo, name);
+	snprintf(inside, sizeof(inside), "%s/x", blocker);
+	assert_int_equal(mkdir(blocker, 0755), 0);
+	assert_int_equal(tu_write_file(inside, "x", 1), 0);
+	assert_int_equal(history_batch_commit(f->h), SAMEN_EIO);
+	assert_error_mentions("batch pack");
+	assert_int_equal(count_pack_files(f->repo, ".pack"), 0);
+
+	/* The batch is still open, with everything in it. */
+	assert_int_equal(history_batch_begin(f->h), SAMEN_EINVAL);
+	assert_int_equal(history_read_change(f->h, &ids[4], &bytes, &len, 2000, sig, &parent, 1, &np), 0);
+	assert_true(git_oid_equal(&parent, &ids[3]));
+	free(bytes);
+
+	assert_int_equal(unlink(inside), 0);
+	assert_int_equal(rmdir(blocker), 0);
+	assert_int_equal(history_batch_commit(f->h), 0);
+	assert_int_equal(count_pack_files(f->repo, ".pack"), 1);
+	assert_int_equal(count_packed_objects(f->repo), 20);
+	make_key(key, 7);
+	assert_int_equal(history_set_device_ref(f->h, key, &ids[4]), 0);
 	assert_fsck_ok(f->repo);
 }
 
@@ -969,7 +1274,7 @@ static void negative_and_far_future_times_are_stored_validly(void **state)
 		{INT64_MAX, 4294967295},
 	};
 	git_oid ids[sizeof(cases) / sizeof(cases[0])], again;
-	samen_history *other = NULL;
+	samen_history *other = NULL, *batched = NULL;
 	char path[4200], out[4096], want[64];
 	git_commit *c = NULL;
 	uint8_t key[32];
@@ -978,6 +1283,9 @@ static void negative_and_far_future_times_are_stored_validly(void **state)
 
 	snprintf(path, sizeof(path), "%s/other.git", f->dir);
 	assert_int_equal(history_open(&other, path, 1), 0);
+	snprintf(path, sizeof(path), "%s/batched.git", f->dir);
+	assert_int_equal(history_open(&batched, path, 1), 0);
+	assert_int_equal(history_batch_begin(batched), 0);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		make_sample(&s, (uint32_t)(40 + i), 64, i ? &ids[i - 1] : NULL, i ? 1 : 0, cases[i].given);
 		assert_int_equal(history_write_change(f->h, &ids[i], &s.e), 0);
@@ -985,11 +1293,21 @@ static void negative_and_far_future_times_are_stored_validly(void **state)
 		assert_int_equal(git_commit_author(c)->when.time, cases[i].stored);
 		assert_int_equal(git_commit_committer(c)->when.time, cases[i].stored);
 		git_commit_free(c);
-		/* Deterministic across repositories for these times too. */
+		/* Deterministic across repositories for these times too, and
+		 * the same when written through a batch. */
 		assert_int_equal(history_write_change(other, &again, &s.e), 0);
 		assert_true(git_oid_equal(&ids[i], &again));
+		assert_int_equal(history_write_change(batched, &again, &s.e), 0);
+		assert_true(git_oid_equal(&ids[i], &again));
+		assert_commit_bytes(history_repo(f->h), &ids[i], &s, "Ann Example",
+		                    "3f2a9c1e7b5d4a60c8e2f1b3a5d7c9e0", (long long)cases[i].stored);
 	}
 	history_free(other);
+	assert_int_equal(history_batch_commit(batched), 0);
+	assert_int_equal(history_set_device_ref(batched, (const uint8_t[32]){8}, &ids[i - 1]), 0);
+	snprintf(path, sizeof(path), "%s/batched.git", f->dir);
+	assert_fsck_ok(path);
+	history_free(batched);
 
 	make_key(key, 8);
 	assert_int_equal(history_set_device_ref(f->h, key, &ids[i - 1]), 0);
@@ -1071,12 +1389,15 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sha1_matches_known_vectors_and_git_odb_hash),
 		cmocka_unit_test_setup_teardown(same_change_gives_same_commit_id_in_separate_repositories, setup, teardown),
 		cmocka_unit_test_setup_teardown(tree_holds_exactly_change_and_sig_and_read_change_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(author_name_and_email_are_sanitized, setup, teardown),
 		cmocka_unit_test_setup_teardown(device_ref_fast_forwards_only_along_the_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(batch_of_1000_changes_commits_into_one_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(batch_abort_leaves_nothing_and_empty_batch_writes_no_pack, setup, teardown),
+		cmocka_unit_test_setup_teardown(batch_keeps_each_object_once_and_reads_back_before_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_batch_commit_keeps_the_batch_for_a_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(stock_git_fsck_and_log_accept_the_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_repository_content_is_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(gc_leaves_exactly_one_pack_and_fsck_passes, setup, teardown),
