@@ -162,7 +162,7 @@ expect_eq "$RC" 1 "--json import error exit code"
 expect_eq "$(json_get ok <<<"$OUT")" false "--json import error object"
 unchanged "bad bundles"
 ok samen --store "$M" bundle import "$SCEN_TMP/good.bundle"
-expect_match "$OUT" "Imported 0 new change(s)" "re-importing the good bundle changes nothing"
+expect_match "$OUT" "Imported 0 new change\\(s\\)" "re-importing the good bundle changes nothing"
 unchanged "re-import"
 
 step "replica.db deleted: rebuilt from the history"
