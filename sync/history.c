@@ -50,6 +50,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -279,6 +280,9 @@ static int dir_is_empty(const char *path)
 
 /* ---- open / free ----------------------------------------------------- */
 
+static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
+static void libgit2_keep_alive(void) { git_libgit2_init(); }
+
 int history_open(samen_history **out, const char *path, int create)
 {
 	samen_history *h = NULL;
@@ -293,6 +297,10 @@ int history_open(samen_history **out, const char *path, int create)
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return samen_error_set(SAMEN_ENOMEM, "out of memory opening history %s", path);
 
+	/* libgit2's global start-up loads the system's TLS certificates, which
+	 * costs 10-30 ms; one reference taken once per process and never
+	 * released keeps that from happening at every open. */
+	pthread_once(&libgit2_once, libgit2_keep_alive);
 	if (git_libgit2_init() < 0) {
 		error = fail_git(SAMEN_ERROR, "cannot initialise libgit2");
 		goto cleanup;
