@@ -122,7 +122,9 @@ static row *find_row(row *rows, size_t n, int64_t rowid)
 
 /* A parent assignment that closes a cycle is ignored, the same way on every
  * replica: in each cycle, the goal whose winning parent value has the
- * highest (Lamport clock, author key) loses its parent. */
+ * highest (Lamport clock, author key) loses its parent; when one change set
+ * several of those values (same clock and author), the greatest uid. Never
+ * the row order: rowids are local. */
 static void break_cycles(row *rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -142,7 +144,9 @@ static void break_cycles(row *rows, size_t n)
 		row *loser = &rows[i], *c = find_row(rows, n, rows[i].parent_row);
 		while (c && c != &rows[i]) {
 			if (c->parent_lamport > loser->parent_lamport ||
-			    (c->parent_lamport == loser->parent_lamport && memcmp(c->parent_author, loser->parent_author, 32) > 0))
+			    (c->parent_lamport == loser->parent_lamport && memcmp(c->parent_author, loser->parent_author, 32) > 0) ||
+			    (c->parent_lamport == loser->parent_lamport &&
+			     memcmp(c->parent_author, loser->parent_author, 32) == 0 && strcmp(c->uid, loser->uid) > 0))
 				loser = c;
 			c = find_row(rows, n, c->parent_row);
 		}
@@ -410,6 +414,9 @@ int samen_blame(samen_plan *p, const char *entity, samen_value_cb cb, void *payl
 	int rc;
 	if ((rc = replica_find_entity(p->rep, 0, entity, &e)) < 0)
 		return rc;
+	if (e.deleted)
+		return samen_error_set(SAMEN_ENOTFOUND, "%s %s was deleted (its history: samen log %s)",
+		                       schema_type(e.type)->name, e.uid, e.uid);
 	return values(p, e.rowid, cb, payload);
 }
 
