@@ -53,6 +53,7 @@ enum {
 	ST_ENTITY_DELETE,
 	ST_FIELDS_GET,
 	ST_FIELDS_DELETE,
+	ST_FIELDS_SET_WIN,
 	ST_FIELDS_INSERT,
 	ST_PENDING_INSERT,
 	ST_PENDING_DELETE,
@@ -75,9 +76,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                  " JOIN changes c ON c.rowid = e.created WHERE e.devno = ? AND e.n = ?",
 	[ST_ENTITY_INSERT] = "INSERT INTO entities(devno, n, type, uid, created) VALUES (?,?,?,?,?)",
 	[ST_ENTITY_DELETE] = "UPDATE entities SET deleted = ? WHERE rowid = ? AND deleted IS NULL",
-	[ST_FIELDS_GET] = "SELECT f.change, f.op, c.devno, c.seq, c.lamport, f.value FROM fields f"
+	[ST_FIELDS_GET] = "SELECT f.change, f.op, c.devno, c.seq, c.lamport, f.value, f.win FROM fields f"
 	                  " JOIN changes c ON c.rowid = f.change WHERE f.entity = ? AND f.field = ?",
-	[ST_FIELDS_DELETE] = "DELETE FROM fields WHERE entity = ? AND field = ?",
+	[ST_FIELDS_DELETE] = "DELETE FROM fields WHERE entity = ? AND field = ? AND change = ? AND op = ?",
+	[ST_FIELDS_SET_WIN] = "UPDATE fields SET win = ? WHERE entity = ? AND field = ? AND change = ? AND op = ?",
 	[ST_FIELDS_INSERT] = "INSERT INTO fields(entity, field, change, op, win, value, sqlval) VALUES (?,?,?,?,?,?,?)",
 	[ST_PENDING_INSERT] = "INSERT OR IGNORE INTO pending(id, body, sig) VALUES (?,?,?)",
 	[ST_PENDING_DELETE] = "DELETE FROM pending WHERE id = ?",
@@ -907,7 +909,15 @@ typedef struct {
 	const uint8_t *val; /* canonical msgpack (REF values normalized) */
 	uint32_t len;
 	bool owned;       /* val is ours to free; else it lies in a change of the batch */
+	bool stored;      /* this row is in the fields table */
+	bool stored_win;  /* ... with win = 1 */
 } live_value;
+
+/* A stored row that a change superseded: deleted at flush. */
+typedef struct {
+	int64_t entity, change;
+	uint32_t field, op;
+} removed_row;
 
 typedef struct {
 	int64_t entity;
@@ -934,6 +944,9 @@ typedef struct {
 	hmap regidx;      /* (entity, field) -> index into regs */
 	reg *regs;
 	size_t nregs, capregs;
+	bool preloaded;   /* every stored register is in regs already */
+	removed_row *removed;
+	size_t nremoved, capremoved;
 	bool has_creator;
 	uint8_t creator[32];
 } applyctx;
@@ -1018,6 +1031,38 @@ static int ent_create(applyctx *a, uint32_t devno, const uint8_t key[32], uint64
 	return 0;
 }
 
+/* Append the stored value in the current row of s (columns from col:
+ * change, op, devno, seq, lamport, value, win) to g. */
+static int reg_load_row(reg *g, sqlite3_stmt *s, int col)
+{
+	live_value lv;
+	uint8_t *copy;
+	if (g->n == g->cap) {
+		uint32_t nc = g->cap ? g->cap * 2 : 2;
+		void *p = realloc(g->vals, nc * sizeof(*g->vals));
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		g->vals = p;
+		g->cap = nc;
+	}
+	memset(&lv, 0, sizeof(lv));
+	lv.change = sqlite3_column_int64(s, col);
+	lv.op = (uint32_t)sqlite3_column_int64(s, col + 1);
+	lv.devno = (uint32_t)sqlite3_column_int64(s, col + 2);
+	lv.seq = (uint64_t)sqlite3_column_int64(s, col + 3);
+	lv.lamport = (uint64_t)sqlite3_column_int64(s, col + 4);
+	lv.len = (uint32_t)sqlite3_column_bytes(s, col + 5);
+	if (!(copy = malloc(lv.len ? lv.len : 1)))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	memcpy(copy, sqlite3_column_blob(s, col + 5), lv.len);
+	lv.val = copy;
+	lv.owned = true;
+	lv.stored = true;
+	lv.stored_win = sqlite3_column_int(s, col + 6) != 0;
+	g->vals[g->n++] = lv;
+	return 0;
+}
+
 static reg *reg_get(applyctx *a, int64_t entity, uint32_t field, uint32_t type, int *rc)
 {
 	uint8_t k[16];
@@ -1049,38 +1094,37 @@ static reg *reg_get(applyctx *a, int64_t entity, uint32_t field, uint32_t type, 
 	if ((*rc = hmap_put(&a->regidx, k, a->nregs)) < 0)
 		return NULL;
 	a->nregs++;
+	if (a->preloaded)
+		return g;
 	s = stmt(a->w.r, ST_FIELDS_GET);
 	sqlite3_bind_int64(s, 1, entity);
 	sqlite3_bind_int64(s, 2, field);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		live_value lv;
-		if (g->n == g->cap) {
-			uint32_t nc = g->cap ? g->cap * 2 : 2;
-			void *p = realloc(g->vals, nc * sizeof(*g->vals));
-			if (!p) {
-				*rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
-				return NULL;
-			}
-			g->vals = p;
-			g->cap = nc;
-		}
-		lv.change = sqlite3_column_int64(s, 0);
-		lv.op = (uint32_t)sqlite3_column_int64(s, 1);
-		lv.devno = (uint32_t)sqlite3_column_int64(s, 2);
-		lv.seq = (uint64_t)sqlite3_column_int64(s, 3);
-		lv.lamport = (uint64_t)sqlite3_column_int64(s, 4);
-		lv.len = (uint32_t)sqlite3_column_bytes(s, 5);
-		uint8_t *copy = malloc(lv.len ? lv.len : 1);
-		if (!copy) {
-			*rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+	while (sqlite3_step(s) == SQLITE_ROW)
+		if ((*rc = reg_load_row(g, s, 0)) < 0)
 			return NULL;
-		}
-		memcpy(copy, sqlite3_column_blob(s, 5), lv.len);
-		lv.val = copy;
-		lv.owned = true;
-		g->vals[g->n++] = lv;
-	}
 	return g;
+}
+
+/* Every stored register at once: one scan instead of a query per register,
+ * for batches that touch a large part of the plan. */
+static int preload_regs(applyctx *a)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(a->w.r->db,
+	                       "SELECT f.change, f.op, c.devno, c.seq, c.lamport, f.value, f.win, f.entity, f.field, e.type"
+	                       " FROM fields f JOIN changes c ON c.rowid = f.change JOIN entities e ON e.rowid = f.entity",
+	                       -1, &s, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "loading fields");
+	a->preloaded = true;
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		reg *g = reg_get(a, sqlite3_column_int64(s, 7), (uint32_t)sqlite3_column_int64(s, 8),
+		                 (uint32_t)sqlite3_column_int64(s, 9), &rc);
+		if (g)
+			rc = reg_load_row(g, s, 0);
+	}
+	sqlite3_finalize(s);
+	return rc;
 }
 
 /* The register's winner: highest Lamport clock, then greatest author key. */
@@ -1113,38 +1157,59 @@ static void bind_sqlval(sqlite3_stmt *s, int col, const field_def *f, const live
 	}
 }
 
+/* Write what changed: superseded rows are deleted, new values inserted,
+ * and the win flag updated where the winner moved. */
 static int flush_regs(applyctx *a)
 {
+	sqlite3_stmt *s;
+	for (size_t i = 0; i < a->nremoved; i++) {
+		s = stmt(a->w.r, ST_FIELDS_DELETE);
+		sqlite3_bind_int64(s, 1, a->removed[i].entity);
+		sqlite3_bind_int64(s, 2, a->removed[i].field);
+		sqlite3_bind_int64(s, 3, a->removed[i].change);
+		sqlite3_bind_int64(s, 4, a->removed[i].op);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			return db_error(a->w.r, "updating a field");
+	}
 	for (size_t i = 0; i < a->nregs; i++) {
 		reg *g = &a->regs[i];
 		const type_def *td;
 		const field_def *f;
 		uint32_t win;
-		sqlite3_stmt *s;
 		if (!g->dirty)
 			continue;
 		td = schema_type(g->type);
 		f = td ? schema_field(td, g->field) : NULL;
-		s = stmt(a->w.r, ST_FIELDS_DELETE);
-		sqlite3_bind_int64(s, 1, g->entity);
-		sqlite3_bind_int64(s, 2, g->field);
-		if (sqlite3_step(s) != SQLITE_DONE)
-			return db_error(a->w.r, "updating a field");
 		win = reg_winner(a, g);
 		for (uint32_t k = 0; k < g->n; k++) {
-			s = stmt(a->w.r, ST_FIELDS_INSERT);
-			sqlite3_bind_int64(s, 1, g->entity);
-			sqlite3_bind_int64(s, 2, g->field);
-			sqlite3_bind_int64(s, 3, g->vals[k].change);
-			sqlite3_bind_int64(s, 4, g->vals[k].op);
-			sqlite3_bind_int(s, 5, k == win);
-			sqlite3_bind_blob(s, 6, g->vals[k].val, (int)g->vals[k].len, SQLITE_STATIC);
-			bind_sqlval(s, 7, f, &g->vals[k]);
+			live_value *lv = &g->vals[k];
+			if (lv->stored) {
+				if (lv->stored_win == (k == win))
+					continue;
+				s = stmt(a->w.r, ST_FIELDS_SET_WIN);
+				sqlite3_bind_int(s, 1, k == win);
+				sqlite3_bind_int64(s, 2, g->entity);
+				sqlite3_bind_int64(s, 3, g->field);
+				sqlite3_bind_int64(s, 4, lv->change);
+				sqlite3_bind_int64(s, 5, lv->op);
+			} else {
+				s = stmt(a->w.r, ST_FIELDS_INSERT);
+				sqlite3_bind_int64(s, 1, g->entity);
+				sqlite3_bind_int64(s, 2, g->field);
+				sqlite3_bind_int64(s, 3, lv->change);
+				sqlite3_bind_int64(s, 4, lv->op);
+				sqlite3_bind_int(s, 5, k == win);
+				sqlite3_bind_blob(s, 6, lv->val, (int)lv->len, SQLITE_STATIC);
+				bind_sqlval(s, 7, f, lv);
+			}
 			if (sqlite3_step(s) != SQLITE_DONE)
 				return db_error(a->w.r, "writing a field");
+			lv->stored = true;
+			lv->stored_win = k == win;
 		}
 		g->dirty = false;
 	}
+	a->nremoved = 0;
 	return 0;
 }
 
@@ -1157,6 +1222,7 @@ static void apply_free(applyctx *a)
 		free(a->regs[i].vals);
 	}
 	free(a->regs);
+	free(a->removed);
 	free(a->ents);
 	hmap_free(&a->entidx);
 	hmap_free(&a->regidx);
@@ -1356,6 +1422,24 @@ static int normalize_value(const samen_change *ch, const field_def *f, const sam
 	return 0;
 }
 
+static int note_removed(applyctx *a, const reg *g, const live_value *lv)
+{
+	if (a->nremoved == a->capremoved) {
+		size_t nc = a->capremoved ? a->capremoved * 2 : 256;
+		void *p = realloc(a->removed, nc * sizeof(*a->removed));
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		a->removed = p;
+		a->capremoved = nc;
+	}
+	a->removed[a->nremoved].entity = g->entity;
+	a->removed[a->nremoved].field = g->field;
+	a->removed[a->nremoved].change = lv->change;
+	a->removed[a->nremoved].op = lv->op;
+	a->nremoved++;
+	return 0;
+}
+
 static int apply_ops(applyctx *a, applying *c)
 {
 	const samen_change *ch = &c->it->ch;
@@ -1400,6 +1484,8 @@ static int apply_ops(applyctx *a, applying *c)
 			 * included: vv[own devno] == own seq). */
 			for (uint32_t k = 0; k < g->n;) {
 				if (vv_at(c->vv, c->vvlen, g->vals[k].devno) >= g->vals[k].seq) {
+					if (g->vals[k].stored && (rc = note_removed(a, g, &g->vals[k])) < 0)
+						return rc;
 					if (g->vals[k].owned)
 						free((void *)g->vals[k].val);
 					g->vals[k] = g->vals[--g->n];
@@ -1416,6 +1502,7 @@ static int apply_ops(applyctx *a, applying *c)
 				g->cap = nc;
 			}
 			live_value *lv = &g->vals[g->n];
+			memset(lv, 0, sizeof(*lv)); /* new: not stored yet */
 			lv->change = c->rowid;
 			lv->op = i;
 			lv->devno = c->devno;
@@ -1609,6 +1696,14 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 	if (rc < 0)
 		goto fail;
 	a.has_creator = rc == 1;
+	{
+		/* a batch that sets many fields gets every register in one scan */
+		uint64_t sets = 0;
+		for (size_t i = 0; i < b->nready; i++)
+			sets += b->items[b->order[i]].ch.nops;
+		if (sets >= 2000 && (rc = preload_regs(&a)) < 0)
+			goto fail;
+	}
 	for (size_t i = 0; i < b->nready; i++)
 		if ((rc = apply_one(&a, b, &b->items[b->order[i]], plan)) < 0)
 			goto fail;
