@@ -39,6 +39,7 @@ static const char usage_text[] =
 	"  member add NAME --device KEY | member list\n"
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
 	"  vv                              this plan's version vector (for --since)\n"
+	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
 	"  rebuild                         recreate the replica from the history\n";
 
@@ -858,6 +859,64 @@ static int cmd_vv(cli *c)
 	return 0;
 }
 
+static int cmd_status(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_status st;
+	char when[32] = "";
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (c->argc)
+		return usage("status takes no arguments");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, "status");
+	if (samen_plan_status(p, &st) < 0) {
+		samen_plan_free(p);
+		samen_store_free(s);
+		return fail(c, "status");
+	}
+	if (st.last_change[0])
+		fmt_time(when, sizeof(when), st.last_time);
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_str(stdout, &first, "plan", samen_plan_id(p));
+		json_kv_str(stdout, &first, "client", samen_plan_client(p));
+		json_kv_str(stdout, &first, "device", samen_store_device_key(s));
+		json_kv_bool(stdout, &first, "member", st.member);
+		json_kv_int(stdout, &first, "goals", st.goals);
+		json_kv_int(stdout, &first, "changes", st.changes);
+		json_kv_int(stdout, &first, "rejected", st.rejected);
+		json_kv_int(stdout, &first, "conflicts", st.conflicts);
+		json_kv_int(stdout, &first, "pending", st.pending);
+		json_kv_int(stdout, &first, "missing", st.missing);
+		json_kv_int(stdout, &first, "equivocations", st.evidence);
+		json_kv_str(stdout, &first, "last_change", st.last_change[0] ? st.last_change : NULL);
+		json_kv_str(stdout, &first, "last_author", st.last_change[0] ? st.last_author : NULL);
+		json_kv_int(stdout, &first, "last_time", st.last_time);
+		printf("}\n");
+	} else {
+		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
+		printf("this device (%.16s) %s\n", samen_store_device_key(s),
+		       st.member ? "is a member" : "is NOT a member: it can read, its edits are rejected"
+		                                   " (ask a member: samen member add NAME --device KEY)");
+		printf("%lld goals, %lld changes (%lld rejected), %lld conflicts\n", (long long)st.goals,
+		       (long long)st.changes, (long long)st.rejected, (long long)st.conflicts);
+		if (st.last_change[0])
+			printf("last change %.16s by %s, %s\n", st.last_change, st.last_author, when);
+		if (st.pending)
+			printf("%lld received changes wait for %lld changes not received yet\n", (long long)st.pending,
+			       (long long)st.missing);
+		if (st.evidence)
+			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
+			       (long long)st.evidence);
+	}
+	samen_plan_free(p);
+	samen_store_free(s);
+	return 0;
+}
+
 static int cmd_check(cli *c, int rebuild)
 {
 	samen_store *s = NULL;
@@ -973,6 +1032,8 @@ int main(int argc, char **argv)
 		rc = cmd_bundle(&c);
 	else if (strcmp(cmd, "vv") == 0)
 		rc = cmd_vv(&c);
+	else if (strcmp(cmd, "status") == 0)
+		rc = cmd_status(&c);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&c, 0);
 	else if (strcmp(cmd, "rebuild") == 0)

@@ -152,3 +152,64 @@ int samen_plan_rebuild(samen_plan *p)
 		return rc;
 	return plan_recover(p, NULL);
 }
+
+int samen_plan_status(samen_plan *p, samen_status *st)
+{
+	sqlite3 *db = replica_db(p->rep);
+	sqlite3_stmt *s = NULL, *waiting = NULL;
+	hmap missing;
+	int rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->changes = count(p, "SELECT count(*) FROM changes");
+	st->rejected = count(p, "SELECT count(*) FROM changes WHERE verdict = 0");
+	st->pending = count(p, "SELECT count(*) FROM pending");
+	st->evidence = count(p, "SELECT count(*) FROM evidence");
+	st->goals = count(p, "SELECT count(*) FROM entities WHERE type = 1 AND deleted IS NULL");
+	st->conflicts = count(p, "SELECT count(*) FROM (SELECT 1 FROM fields f JOIN entities e ON e.rowid = f.entity"
+	                         " WHERE e.deleted IS NULL GROUP BY f.entity, f.field HAVING count(*) > 1)");
+	if (sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'creator') = ?1"
+	                           " OR EXISTS (SELECT 1 FROM members WHERE key = ?1)", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(s, 1, p->store->pk, 32, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			st->member = sqlite3_column_int(s, 0);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT id, name, time FROM changes ORDER BY lamport DESC, id DESC LIMIT 1", -1, &s,
+	                       NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
+		sodium_bin2hex(st->last_change, sizeof(st->last_change), sqlite3_column_blob(s, 0), 32);
+		snprintf(st->last_author, sizeof(st->last_author), "%s", (const char *)sqlite3_column_text(s, 1));
+		st->last_time = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	/* what the waiting changes wait for: their prev and deps not yet here */
+	hmap_init(&missing, 32);
+	if (st->pending && sqlite3_prepare_v2(db, "SELECT body FROM pending", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT 1 FROM pending WHERE id = ?", -1, &waiting, NULL) == SQLITE_OK) {
+		while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+			samen_change c;
+			if (change_decode(&c, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0)) < 0)
+				continue;
+			for (uint32_t k = 0; k <= c.ndeps && rc == 0; k++) {
+				const uint8_t *id = k == 0 ? (c.has_prev ? c.prev : NULL) : change_dep(&c, k - 1);
+				if (!id || replica_has_change(p->rep, id) || hmap_get(&missing, id))
+					continue;
+				/* a change that is itself waiting is not missing */
+				sqlite3_reset(waiting);
+				sqlite3_bind_blob(waiting, 1, id, 32, SQLITE_STATIC);
+				if (sqlite3_step(waiting) != SQLITE_ROW)
+					rc = hmap_put(&missing, id, 1);
+			}
+			change_clear(&c);
+		}
+		samen_error_clear();
+	}
+	sqlite3_finalize(s);
+	sqlite3_finalize(waiting);
+	st->missing = (int64_t)missing.count;
+	hmap_free(&missing);
+	return rc;
+}

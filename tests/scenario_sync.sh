@@ -170,6 +170,11 @@ ok samen --store "$J" --json bundle import "$B/second.bundle"
 expect_eq "$(json_py '[j["applied"], j["pending"]]' <<<"$OUT")" "[0, 1]" "the second change waits for the first"
 ok samen --store "$J" --json check
 expect_eq "$(json_get pending <<<"$OUT")" 1 "check lists it as pending"
+ok samen --store "$J" --json status
+expect_eq "$(json_py '[j["pending"], j["missing"], j["member"]]' <<<"$OUT")" "[1, 1, true]" \
+	"status: one change waits for one that has not arrived"
+ok samen --store "$J" status
+expect_match "$OUT" "1 received changes wait for 1 changes not received yet" "status says what waits"
 ok samen --store "$J" --json goal show "$FRIENDS"
 expect_eq "$(json_get description <<<"$OUT")" null "a pending change is not applied"
 ok samen --store "$J" --json bundle import "$B/both.bundle"

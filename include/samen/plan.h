@@ -37,6 +37,18 @@ typedef struct {
 /* Verify the replica against the history (every change in the history is
  * applied, every applied change is in the history) and integrity. */
 SAMEN_EXTERN int samen_plan_check(samen_plan *plan, samen_check_result *res, char hash[65]);
+typedef struct {
+	int member;              /* this device may edit the plan */
+	int64_t changes, rejected, pending, conflicts, goals;
+	int64_t evidence;        /* devices caught signing two changes with one seq */
+	int64_t missing;         /* distinct changes the pending ones wait for */
+	char last_change[65];    /* newest change (highest Lamport clock), "" if none */
+	char last_author[201];
+	int64_t last_time;
+} samen_status;
+/* A quick overview from the replica alone (no history walk). */
+SAMEN_EXTERN int samen_plan_status(samen_plan *plan, samen_status *out);
+
 /* Throw the replica away and apply the whole history again. */
 SAMEN_EXTERN int samen_plan_rebuild(samen_plan *plan);
 
