@@ -17,11 +17,9 @@
  * the decompressed size is bounded, and a bad record stops the import with
  * its number and reason; the good records before it are kept.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include "sync/internal.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,13 +294,6 @@ static int br_varint(bundle_reader *r, uint64_t *v)
 	return samen_error_set(SAMEN_EDECODE, "bundle %s: record length is not a valid varint", r->path);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* Verify and apply what was read so far. A bad signature drops that change
  * and everything read after it; what came before is applied, and *bad
@@ -375,7 +366,9 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 		stats->cloned = dir && access(dir, F_OK) != 0;
 		free(dir);
 	}
-	if ((rc = plan_open_dir(&p, store, plan, true)) < 0)
+	/* a plan new to this store is built aside and moved into place at the
+	 * end, so an interrupted clone never looks like a plan */
+	if ((rc = stats->cloned ? plan_open_staged(&p, store, plan) : plan_open_dir(&p, store, plan, false)) < 0)
 		goto cleanup;
 	if (inflateInit2(&r.z, -15) != Z_OK) {
 		rc = samen_error_set(SAMEN_ENOMEM, "cannot start decompression");
@@ -464,9 +457,13 @@ cleanup:
 		samen_plan_free(p);
 		p = NULL;
 		if (dir)
-			nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+			remove_tree(dir);
 		free(dir);
 		stats->cloned = 0;
+	} else if (p && stats->cloned) {
+		int prc = plan_publish(&p);
+		if (prc < 0 && rc == 0)
+			rc = prc;
 	}
 	samen_plan_free(p);
 	return rc;

@@ -238,16 +238,22 @@ int samen_plan_create(samen_plan **out, samen_store *store, const char *client, 
 		return samen_error_set(SAMEN_EINVAL, "the plan's language must be nl or en");
 	randombytes_buf(nonce, sizeof(nonce));
 	change_plan_id(id, store->pk, nonce);
-	if ((rc = plan_open_dir(&p, store, id, true)) < 0)
+	if ((rc = plan_open_staged(&p, store, id)) < 0)
 		return rc;
 	if ((rc = samen_edit_begin(&e, p)) < 0 ||
 	    (rc = change_builder_plan(e->b, nonce, client, lang)) < 0 ||
 	    (rc = samen_edit_commit(e, NULL)) < 0) {
+		char *dir = strdup(p->dir);
 		samen_edit_free(e);
 		samen_plan_free(p);
+		if (dir)
+			remove_tree(dir);
+		free(dir);
 		return rc;
 	}
 	samen_edit_free(e);
+	if ((rc = plan_publish(&p)) < 0)
+		return rc;
 	*out = p;
 	return 0;
 }

@@ -38,6 +38,12 @@ int write_file_atomic(const char *path, const void *buf, size_t len, int mode);
 
 /* Open a plan directory whose id is known (creates it when create). */
 int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bool create);
+/* Open a new plan in a staging directory; plan_publish() closes it, moves
+ * it into place and reopens it there (*plan is replaced). */
+int plan_open_staged(samen_plan **out, samen_store *store, const uint8_t id[16]);
+int plan_publish(samen_plan **plan);
+/* rm -rf (best effort; never follows symlinks). */
+void remove_tree(const char *path);
 
 /* Put verified changes into history and replica (the path of a change):
  * order, write history objects (one pack when batch), move device refs,

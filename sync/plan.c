@@ -16,6 +16,7 @@
 #include "core/schema.h"
 
 #include <dirent.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -158,7 +159,7 @@ static void remove_stale_ref_locks(const char *hpath)
 	unlink(path);
 }
 
-int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bool create)
+static int plan_open_at(samen_plan **out, samen_store *store, const uint8_t id[16], const char *dir, bool create)
 {
 	samen_plan *p = NULL;
 	char *hpath = NULL, *rpath = NULL, *lpath = NULL;
@@ -174,7 +175,7 @@ int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bo
 	p->store = store;
 	memcpy(p->id, id, 16);
 	sodium_bin2hex(p->idhex, sizeof(p->idhex), id, 16);
-	if (!(p->dir = path_join(store->plans_dir, p->idhex)) || !(hpath = path_join(p->dir, "history.git")) ||
+	if (!(p->dir = strdup(dir)) || !(hpath = path_join(p->dir, "history.git")) ||
 	    !(rpath = path_join(p->dir, "replica.db")) || !(lpath = path_join(p->dir, "lock"))) {
 		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
 		goto fail;
@@ -239,6 +240,89 @@ fail:
 	free(rpath);
 	free(lpath);
 	samen_plan_free(p);
+	return rc;
+}
+
+int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bool create)
+{
+	char hex[33], *dir;
+	int rc;
+	sodium_bin2hex(hex, sizeof(hex), id, 16);
+	if (!(dir = path_join(store->plans_dir, hex)))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	rc = plan_open_at(out, store, id, dir, create);
+	free(dir);
+	return rc;
+}
+
+/* A new plan is built in plans/.new-<id>, which `plan list` does not see,
+ * and renamed into place once it holds something: a crash halfway never
+ * leaves a half-made plan where a plan is expected. */
+int plan_open_staged(samen_plan **out, samen_store *store, const uint8_t id[16])
+{
+	char prefix[48], name[80], *dir;
+	DIR *d;
+	struct dirent *de;
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), ".new-");
+	sodium_bin2hex(prefix + 5, sizeof(prefix) - 5, id, 16);
+	/* Remove what interrupted attempts left: staging directories of this
+	 * plan whose lock nobody holds. */
+	if ((d = opendir(store->plans_dir))) {
+		while ((de = readdir(d))) {
+			char *old, *lock;
+			int fd;
+			if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+				continue;
+			old = path_join(store->plans_dir, de->d_name);
+			lock = old ? path_join(old, "lock") : NULL;
+			fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
+			if (old && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0))
+				remove_tree(old);
+			if (fd >= 0)
+				close(fd);
+			free(old);
+			free(lock);
+		}
+		closedir(d);
+	}
+	snprintf(name, sizeof(name), "%s-%ld", prefix, (long)getpid());
+	if (!(dir = path_join(store->plans_dir, name)))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	rc = plan_open_at(out, store, id, dir, true);
+	free(dir);
+	return rc;
+}
+
+int plan_publish(samen_plan **pp)
+{
+	samen_plan *p = *pp;
+	samen_store *store = p->store;
+	uint8_t id[16];
+	char *staged = strdup(p->dir), *final = path_join(store->plans_dir, p->idhex);
+	int rc = 0, dfd;
+
+	memcpy(id, p->id, 16);
+	if (!staged || !final) {
+		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	samen_plan_free(p);
+	*pp = NULL;
+	if (rename(staged, final) != 0) {
+		rc = samen_error_set(errno == EEXIST || errno == ENOTEMPTY ? SAMEN_EEXISTS : SAMEN_EIO,
+		                     "cannot move the new plan into place (%s): %s", final, strerror(errno));
+		goto cleanup;
+	}
+	if ((dfd = open(store->plans_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	rc = plan_open_dir(pp, store, id, false);
+cleanup:
+	free(staged);
+	free(final);
 	return rc;
 }
 
