@@ -102,6 +102,8 @@ static int recover_device(const uint8_t key[32], const git_oid *commit, void *pa
 
 /* Apply what the history has and the replica lacks. Cheap when nothing is
  * missing: one blob read per device. */
+static int write_and_apply(samen_plan *p, ingest_batch *b);
+
 int plan_recover(samen_plan *p, uint64_t *recovered)
 {
 	ingest_batch b;
@@ -125,8 +127,10 @@ int plan_recover(samen_plan *p, uint64_t *recovered)
 						break;
 					}
 			}
+			/* a pending change that this makes ready has no commit yet:
+			 * it takes the whole path */
 			if (err == 0)
-				err = replica_apply(p->rep, &b);
+				err = write_and_apply(p, &b);
 			if (err == 0 && recovered)
 				*recovered = b.nready;
 		}
@@ -478,14 +482,23 @@ static int history_join(void *payload)
 
 int plan_ingest(samen_plan *p, ingest_batch *b)
 {
+	int rc;
+	if ((rc = replica_order(p->rep, b)) < 0)
+		return rc;
+	return write_and_apply(p, b);
+}
+
+/* Steps 3 and 4 of the path of a change for an ordered batch: history
+ * objects (skipped for changes that already have their commit), device
+ * refs, then the replica. */
+static int write_and_apply(samen_plan *p, ingest_batch *b)
+{
 	git_oid parents[SAMEN_MAX_DEPS + 1], commit;
 	history_job job;
 	bool batch = false;
 	int rc;
 
 	memset(&job, 0, sizeof(job));
-	if ((rc = replica_order(p->rep, b)) < 0)
-		return rc;
 	if (b->nready > 1) {
 		if ((rc = history_batch_begin(p->hist)) < 0)
 			return rc;
