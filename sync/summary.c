@@ -2,7 +2,10 @@
  * summary.c - the one-line description of a change, for commit messages and
  * `samen log`. It is derived from the change alone (and the plan's
  * language), never from replica state, so every replica writes the same
- * commit for the same change.
+ * commit for the same change. The text is part of the commit, so it is part
+ * of the history format: once released, a change of wording needs a new
+ * change format version, or replicas of two versions would write different
+ * commits for one change.
  */
 #include "sync/internal.h"
 #include "core/schema.h"
@@ -44,6 +47,16 @@ static int title_in_change(const samen_change *c, uint32_t dev, uint64_t n, char
 	return 0;
 }
 
+/* Do all ops name the same entity? */
+static bool one_entity(const samen_change *c)
+{
+	for (uint32_t i = 1; i < c->nops; i++)
+		if (c->ops[i].n != c->ops[0].n ||
+		    memcmp(change_ref_key(c, c->ops[i].dev), change_ref_key(c, c->ops[0].dev), 32) != 0)
+			return false;
+	return c->nops > 0;
+}
+
 char *change_summary(const samen_change *c, const char *lang)
 {
 	bool nl = strcmp(lang, "en") != 0;
@@ -83,17 +96,23 @@ char *change_summary(const samen_change *c, const char *lang)
 				title_in_change(c, 0, c->ops[i].n, title, sizeof(title));
 		sb_printf(&s, nl ? "%s '%s' aangemaakt" : "created %s '%s'", td ? (nl ? td->name_nl : td->name) : "?",
 		          title);
-	} else if (c->nops == 1 && sets == 1) {
-		const samen_op *op = &c->ops[0];
+	} else if (sets == c->nops && one_entity(c)) {
+		/* "doel 83371a9a status → bezig, streefdatum → 2027-03-01" (at
+		 * most three fields named, then "…") */
 		const type_def *td = schema_type(SAMEN_TYPE_GOAL);
-		const field_def *f = schema_field(td, op->field);
-		schema_entity_uid(uid, change_ref_key(c, op->dev), op->n);
-		if (f && f->kind != FIELD_REF)
-			schema_format_value(f, op->value, op->value_len, val, sizeof(val));
-		else
-			snprintf(val, sizeof(val), "%s", op->value_len && op->value[0] == 0xc0 ? "-" : "…");
-		sb_printf(&s, "%s %.8s %s → %s", nl ? "doel" : "goal", uid, f ? (nl ? f->name_nl : f->name) : "?",
-		          val[0] ? val : "-");
+		schema_entity_uid(uid, change_ref_key(c, c->ops[0].dev), c->ops[0].n);
+		sb_printf(&s, "%s %.8s ", nl ? "doel" : "goal", uid);
+		for (uint32_t i = 0; i < c->nops && i < 3; i++) {
+			const samen_op *op = &c->ops[i];
+			const field_def *f = schema_field(td, op->field);
+			if (f && f->kind != FIELD_REF)
+				schema_format_value(f, op->value, op->value_len, val, sizeof(val));
+			else
+				snprintf(val, sizeof(val), "%s", op->value_len && op->value[0] == 0xc0 ? "-" : "…");
+			sb_printf(&s, "%s%s → %s", i ? ", " : "", f ? (nl ? f->name_nl : f->name) : "?", val[0] ? val : "-");
+		}
+		if (c->nops > 3)
+			sb_printf(&s, ", …");
 	} else if (c->nops == 1 && deletes == 1) {
 		schema_entity_uid(uid, change_ref_key(c, c->ops[0].dev), c->ops[0].n);
 		sb_printf(&s, nl ? "doel %.8s verwijderd" : "deleted goal %.8s", uid);
