@@ -16,41 +16,25 @@ typedef struct {
 	int rc;
 } walk_ctx;
 
+static int count_change(const git_oid *commit, uint8_t *bytes, size_t len, const uint8_t sig[64],
+                        const uint8_t id[32], void *payload)
+{
+	walk_ctx *w = payload;
+	(void)commit;
+	(void)len;
+	(void)sig;
+	free(bytes);
+	w->commits++;
+	if (!replica_has_change(w->plan->rep, id))
+		w->missing++;
+	return 0;
+}
+
 static int count_chain(const uint8_t key[32], const git_oid *commit, void *payload)
 {
 	walk_ctx *w = payload;
-	git_oid cur = *commit, parents[SAMEN_MAX_DEPS + 1];
-	size_t np;
 	(void)key;
-	for (;;) {
-		uint8_t *bytes = NULL, sig[64], id[32];
-		size_t len;
-		int seq1 = 0;
-		int rc = history_read_change(w->plan->hist, &cur, &bytes, &len, SAMEN_MAX_CHANGE_BYTES, sig, parents,
-		                             SAMEN_MAX_DEPS + 1, &np);
-		if (rc < 0) {
-			w->rc = rc;
-			return rc;
-		}
-		change_id(id, bytes, len);
-		{
-			samen_change c;
-			/* the chain of prevs ends at the device's seq 1; its other
-			 * parents belong to other devices, walked from their own refs */
-			if (change_decode(&c, bytes, len) == 0) {
-				seq1 = c.seq == 1;
-				change_clear(&c);
-			}
-		}
-		free(bytes);
-		w->commits++;
-		if (!replica_has_change(w->plan->rep, id))
-			w->missing++;
-		if (np == 0 || seq1)
-			break;
-		cur = parents[0];
-	}
-	return 0;
+	return w->rc = plan_walk_chain(w->plan, commit, count_change, w);
 }
 
 static int64_t count(samen_plan *p, const char *sql)

@@ -51,6 +51,14 @@ void remove_tree(const char *path);
  * ingest_add(). */
 int plan_ingest(samen_plan *plan, ingest_batch *b);
 
+/* Walk one device's chain in the history, newest first: from head back
+ * through first parents (prev) to its seq-1 change. cb receives each
+ * change's commit, bytes (which it owns from then on), signature and id; it
+ * returns 0 to go on, 1 to stop, < 0 for an error (returned). */
+typedef int (*plan_chain_cb)(const git_oid *commit, uint8_t *bytes, size_t len, const uint8_t sig[64],
+                             const uint8_t id[32], void *payload);
+int plan_walk_chain(samen_plan *plan, const git_oid *head, plan_chain_cb cb, void *payload);
+
 /* The one-line summary of a change in lang ("nl" or "en"). */
 char *change_summary(const samen_change *c, const char *lang);
 

@@ -58,46 +58,65 @@ typedef struct {
 	int rc;
 } recover_ctx;
 
-/* Follow a device's chain back from its ref until reaching changes the
- * replica already has, adding every missing change to the batch. Deps of
- * other devices are reached through their own refs. */
-static int recover_device(const uint8_t key[32], const git_oid *commit, void *payload)
+int plan_walk_chain(samen_plan *p, const git_oid *head, plan_chain_cb cb, void *payload)
 {
-	recover_ctx *rc = payload;
-	git_oid cur = *commit, parents[SAMEN_MAX_DEPS + 1];
+	git_oid cur = *head, parents[SAMEN_MAX_DEPS + 1];
 	size_t np;
-	int err = 0;
-	(void)key;
+	int rc;
 
 	for (;;) {
 		uint8_t *bytes = NULL, sig[64], id[32];
 		size_t len;
-		err = history_read_change(rc->plan->hist, &cur, &bytes, &len, SAMEN_MAX_CHANGE_BYTES, sig, parents,
-		                          SAMEN_MAX_DEPS + 1, &np);
-		if (err < 0)
-			break;
-		change_id(id, bytes, len);
-		if (replica_has_change(rc->plan->rep, id) || ingest_find(rc->batch, id)) {
+		samen_change c;
+		bool first;
+		if ((rc = history_read_change(p->hist, &cur, &bytes, &len, SAMEN_MAX_CHANGE_BYTES, sig, parents,
+		                              SAMEN_MAX_DEPS + 1, &np)) < 0)
+			return rc;
+		if ((rc = change_decode(&c, bytes, len)) < 0) {
 			free(bytes);
-			break;
+			return samen_error_wrap(rc, "history commit %s", git_oid_tostr_s(&cur));
 		}
-		size_t before = rc->batch->n;
-		if ((err = ingest_add(rc->batch, bytes, len, sig)) < 0) {
-			err = samen_error_wrap(err, "history commit %s", git_oid_tostr_s(&cur));
-			break;
-		}
-		if (rc->batch->n > before) {
-			memcpy(rc->batch->items[rc->batch->n - 1].commit, cur.id, 20);
-			rc->batch->items[rc->batch->n - 1].has_commit = true;
-		}
-		if (np == 0)
-			break;
-		cur = parents[0]; /* first parent = prev, the device's own chain */
-		if (rc->batch->items[rc->batch->n - 1].ch.seq == 1)
-			break;
+		/* the chain of prevs ends at the device's seq 1; its other parents
+		 * belong to other devices, walked from their own refs */
+		first = c.seq == 1;
+		change_clear(&c);
+		change_id(id, bytes, len);
+		if ((rc = cb(&cur, bytes, len, sig, id, payload)) != 0)
+			return rc < 0 ? rc : 0;
+		if (np == 0 || first)
+			return 0;
+		cur = parents[0]; /* first parent = prev */
 	}
-	rc->rc = err;
-	return err;
+}
+
+/* Add every change of a device's chain that the replica lacks to the
+ * batch, stopping at the first one it has. */
+static int recover_change(const git_oid *commit, uint8_t *bytes, size_t len, const uint8_t sig[64],
+                          const uint8_t id[32], void *payload)
+{
+	recover_ctx *rc = payload;
+	size_t before = rc->batch->n;
+	int err;
+
+	if (replica_has_change(rc->plan->rep, id) || ingest_find(rc->batch, id)) {
+		free(bytes);
+		return 1;
+	}
+	if ((err = ingest_add(rc->batch, bytes, len, sig)) < 0)
+		return samen_error_wrap(err, "history commit %s", git_oid_tostr_s(commit));
+	if (rc->batch->n > before) {
+		memcpy(rc->batch->items[rc->batch->n - 1].commit, commit->id, 20);
+		rc->batch->items[rc->batch->n - 1].has_commit = true;
+	}
+	return 0;
+}
+
+static int recover_device(const uint8_t key[32], const git_oid *commit, void *payload)
+{
+	recover_ctx *rc = payload;
+	(void)key;
+	rc->rc = plan_walk_chain(rc->plan, commit, recover_change, rc);
+	return rc->rc;
 }
 
 /* Apply what the history has and the replica lacks. Cheap when nothing is
