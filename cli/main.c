@@ -325,11 +325,11 @@ static int print_goal_full(const samen_entity_view *e, void *payload)
 	return 0;
 }
 
-static int commit_edit(const cli *c, samen_edit *e, const char *what, const char *uid)
+static int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid)
 {
 	char id[65];
 	if (samen_edit_commit(e, id) < 0)
-		return fail(c, what);
+		return fail(c, cmd);
 	if (c->json) {
 		int first = 1;
 		printf("{");
@@ -388,7 +388,7 @@ static int cmd_goal(cli *c)
 				rc = fail(c, "goal add");
 				goto cleanup;
 			}
-		rc = commit_edit(c, e, "Added goal", uid);
+		rc = commit_edit(c, e, "goal add", "Added goal", uid);
 	} else if (strcmp(sub, "list") == 0) {
 		if (no_more_opts(c))
 			return EXIT_USAGE;
@@ -429,7 +429,7 @@ static int cmd_goal(cli *c)
 				rc = fail(c, "goal set");
 				goto cleanup;
 			}
-		rc = commit_edit(c, e, "Changed goal", NULL);
+		rc = commit_edit(c, e, "goal set", "Changed goal", NULL);
 	} else if (strcmp(sub, "rm") == 0) {
 		if (no_more_opts(c))
 			return EXIT_USAGE;
@@ -441,7 +441,7 @@ static int cmd_goal(cli *c)
 			rc = fail(c, "goal rm");
 			goto cleanup;
 		}
-		rc = commit_edit(c, e, "Deleted goal", NULL);
+		rc = commit_edit(c, e, "goal rm", "Deleted goal", NULL);
 	} else {
 		return usage("goal: add, list, show, set or rm?");
 	}
@@ -603,7 +603,7 @@ typedef struct {
 static int find_winner(const samen_value_info *v, void *payload)
 {
 	resolve_ctx *r = payload;
-	if (strcmp(v->field, r->field) == 0) {
+	if (strcmp(v->field, r->field) == 0 || strcmp(v->field_nl, r->field) == 0) {
 		r->nvalues = v->nvalues;
 		if (v->winner && !r->winner)
 			r->winner = strdup(v->value);
@@ -641,7 +641,7 @@ static int cmd_resolve(cli *c)
 		rc = fail(c, "resolve");
 		goto cleanup;
 	}
-	rc = commit_edit(c, e, "Resolved", NULL);
+	rc = commit_edit(c, e, "resolve", "Resolved", NULL);
 cleanup:
 	free(r.winner);
 	samen_edit_free(e);
@@ -698,7 +698,7 @@ static int cmd_member(cli *c)
 			rc = fail(c, "member add");
 			goto cleanup;
 		}
-		rc = commit_edit(c, e, "Added member", NULL);
+		rc = commit_edit(c, e, "member add", "Added member", NULL);
 	} else if (strcmp(sub, "list") == 0) {
 		member_ctx x = {c, 0};
 		if (no_more_opts(c))

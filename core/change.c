@@ -8,6 +8,7 @@
  */
 #include "core/change.h"
 #include "core/mpread.h"
+#include "core/schema.h"
 #include "samen/common.h"
 
 #include <msgpack.h>
@@ -114,6 +115,8 @@ int change_decode(samen_change *c, const uint8_t *buf, size_t len)
 	memcpy(c->author, b, 32);
 	if (mpr_str(&r, &c->name, &c->name_len, SAMEN_MAX_NAME) < 0)
 		return decode_fail(&r, "author name");
+	if (!schema_text_printable(c->name, c->name_len, 0))
+		return samen_error_set(SAMEN_EDECODE, "malformed change: the author name contains control characters");
 	if (mpr_uint(&r, &c->seq) < 0 || c->seq == 0)
 		return decode_fail(&r, "seq must be an integer >= 1");
 	if (mpr_peek(&r) == MPR_NIL) {

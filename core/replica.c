@@ -1310,6 +1310,10 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 				snprintf(why, whylen, "op %u: only the plan's creator can start the plan, once", i);
 				return 1;
 			}
+			if (op->str_len == 0 || !schema_text_printable(op->str, op->str_len, 0)) {
+				snprintf(why, whylen, "op %u: the client's name must be one line without control characters", i);
+				return 1;
+			}
 		}
 	}
 	if (!(ch->nops && ch->ops[0].kind == SAMEN_OP_PLAN)) {
@@ -1378,8 +1382,8 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 				snprintf(why, whylen, "op %u: unknown role %u", i, (unsigned)op->role);
 				return 1;
 			}
-			if (op->str_len == 0) {
-				snprintf(why, whylen, "op %u: a member needs a name", i);
+			if (op->str_len == 0 || !schema_text_printable(op->str, op->str_len, 0)) {
+				snprintf(why, whylen, "op %u: a member needs a name without control characters", i);
 				return 1;
 			}
 			break;
@@ -1789,9 +1793,14 @@ int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_bas
 		out->ctr_base = (uint64_t)sqlite3_column_int64(s, 2);
 	}
 	sqlite3_finalize(s);
+	/* The new change builds on the accepted heads (rejected changes are kept
+	 * but nobody builds on them, so a flood of them cannot crowd out the
+	 * real ones), newest first, at most SAMEN_MAX_DEPS; the Lamport clock
+	 * still exceeds every change this replica holds. */
 	if (sqlite3_prepare_v2(r->db, "SELECT c.id, c.lamport FROM heads h JOIN changes c ON c.rowid = h.change"
-	                       " ORDER BY c.id", -1, &s, NULL) != SQLITE_OK)
+	                       " WHERE c.verdict = 1 ORDER BY c.lamport DESC, c.id LIMIT ?", -1, &s, NULL) != SQLITE_OK)
 		return db_error(r, "edit base");
+	sqlite3_bind_int(s, 1, SAMEN_MAX_DEPS);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		uint64_t l = (uint64_t)sqlite3_column_int64(s, 1);
 		if (out->nheads == cap) {
@@ -1808,6 +1817,11 @@ int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_bas
 		if (l > maxl)
 			maxl = l;
 	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc == 0 && sqlite3_prepare_v2(r->db, "SELECT max(lamport) FROM changes", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(s, 0) > maxl)
+		maxl = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	if (rc == 0 && maxl == UINT64_MAX)
 		rc = samen_error_set(SAMEN_ELIMIT, "the plan's Lamport clock is exhausted (2^64-1); no change can follow it");

@@ -95,9 +95,19 @@ static int rank_valid(const char *s, size_t n)
 	return 1;
 }
 
-static int has_newline(const char *s, size_t n)
+int schema_text_printable(const char *s, size_t n, int multiline)
 {
-	return memchr(s, '\n', n) != NULL || memchr(s, '\r', n) != NULL;
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n; i++) {
+		if (u[i] < 0x20 || u[i] == 0x7f) {
+			if (multiline && (u[i] == '\n' || u[i] == '\t'))
+				continue;
+			return 0;
+		}
+		if (u[i] == 0xc2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f)
+			return 0; /* C1 controls, U+0080..U+009F */
+	}
+	return 1;
 }
 
 #define WHY(...) (snprintf(why, whylen, __VA_ARGS__), SAMEN_EINVAL)
@@ -124,8 +134,9 @@ int schema_check_value(const field_def *f, const uint8_t *v, size_t len, uint32_
 			return WHY("%s must be text of at most %" PRId64 " bytes (%s)", f->name, f->max, r.err);
 		if ((int64_t)n < f->min)
 			return WHY("%s must not be empty", f->name);
-		if (f->kind == FIELD_STR && has_newline(s, n))
-			return WHY("%s must be a single line", f->name);
+		if (!schema_text_printable(s, n, f->kind == FIELD_TEXT))
+			return WHY(f->kind == FIELD_STR ? "%s must be a single line without control characters"
+			                                : "%s must not contain control characters", f->name);
 		return 0;
 	case FIELD_ENUM:
 		if (mpr_uint(&r, &u) < 0 || !mpr_done(&r) || u >= f->nlabels)
@@ -171,8 +182,11 @@ int schema_parse_value(const field_def *f, const char *text, uint8_t **out, size
 		if ((int64_t)n > f->max)
 			return samen_error_set(SAMEN_EINVAL, "%s is %zu bytes long; at most %" PRId64 " allowed",
 			                       f->name, n, f->max);
-		if (f->kind == FIELD_STR && has_newline(text, n))
-			return samen_error_set(SAMEN_EINVAL, "%s must be a single line", f->name);
+		if (!schema_text_printable(text, n, f->kind == FIELD_TEXT))
+			return samen_error_set(SAMEN_EINVAL, f->kind == FIELD_STR
+			                                         ? "%s must be a single line without control characters"
+			                                         : "%s must not contain control characters (tabs and"
+			                                           " new lines are fine)", f->name);
 		return value_encode_str(out, len, text, n);
 	case FIELD_ENUM:
 		for (uint32_t k = 0; k < f->nlabels; k++)

@@ -67,6 +67,11 @@ int schema_parse_value(const field_def *f, const char *text, uint8_t **out, size
  * (truncated to cap-1, always NUL-terminated). */
 size_t schema_format_value(const field_def *f, const uint8_t *v, size_t len, char *buf, size_t cap);
 
+/* Text fit to print on a terminal: no C0 or C1 control characters (escape
+ * sequences could rewrite what a person sees), except '\n' and '\t' when
+ * multiline. s must already be valid UTF-8. */
+int schema_text_printable(const char *s, size_t n, int multiline);
+
 /* The uid people use for an entity: 16 hex digits of
  * BLAKE2b-64("samen entity" || creator key || n as 8 bytes big-endian). */
 void schema_entity_uid(char out[17], const uint8_t key[32], uint64_t n);

@@ -417,7 +417,8 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 			b.items[b.n - 1].origin = record;
 		r.pos += len + 64;
 		stats->changes++;
-		chunk_bytes += len;
+		/* decoded ops take more room than their bytes: count both */
+		chunk_bytes += len + (b.n > before ? (size_t)b.items[b.n - 1].ch.nops * sizeof(samen_op) : 0);
 		if (b.n >= CHUNK_CHANGES || chunk_bytes >= CHUNK_BYTES) {
 			if ((rc = ingest_chunk(p, &b, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
 				goto cleanup;

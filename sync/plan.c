@@ -47,8 +47,9 @@ static int load_meta(samen_plan *p)
 			snprintf(p->lang, sizeof(p->lang), "%s", v);
 	}
 	sqlite3_finalize(s);
-	if (!p->lang[0])
-		snprintf(p->lang, sizeof(p->lang), "nl");
+	/* p->lang stays empty until the genesis is known: commit messages of a
+	 * clone's first batch take the language from the genesis in the batch,
+	 * never from a default, so every replica writes the same commits */
 	return 0;
 }
 
@@ -89,34 +90,67 @@ int plan_walk_chain(samen_plan *p, const git_oid *head, plan_chain_cb cb, void *
 	}
 }
 
-/* Add every change of a device's chain that the replica lacks to the
- * batch, stopping at the first one it has. */
-static int recover_change(const git_oid *commit, uint8_t *bytes, size_t len, const uint8_t sig[64],
-                          const uint8_t id[32], void *payload)
+/* Add every change reachable from a device ref that the replica lacks to
+ * the batch: a worklist over all parents, not just prev, because a crash
+ * between two ref moves can leave a change reachable only as another
+ * device's dependency. The walk stops at changes the replica has. */
+static int recover_device(const uint8_t key[32], const git_oid *head, void *payload)
 {
 	recover_ctx *rc = payload;
-	size_t before = rc->batch->n;
-	int err;
-
-	if (replica_has_change(rc->plan->rep, id) || ingest_find(rc->batch, id)) {
-		free(bytes);
-		return 1;
-	}
-	if ((err = ingest_add(rc->batch, bytes, len, sig)) < 0)
-		return samen_error_wrap(err, "history commit %s", git_oid_tostr_s(commit));
-	if (rc->batch->n > before) {
-		memcpy(rc->batch->items[rc->batch->n - 1].commit, commit->id, 20);
-		rc->batch->items[rc->batch->n - 1].has_commit = true;
-	}
-	return 0;
-}
-
-static int recover_device(const uint8_t key[32], const git_oid *commit, void *payload)
-{
-	recover_ctx *rc = payload;
+	git_oid *stack = NULL, parents[SAMEN_MAX_DEPS + 1];
+	size_t n = 0, cap = 0, np;
+	hmap seen;
+	int err = 0;
 	(void)key;
-	rc->rc = plan_walk_chain(rc->plan, commit, recover_change, rc);
-	return rc->rc;
+
+	hmap_init(&seen, 20);
+	for (const git_oid *push = head; push || n > 0; push = NULL) {
+		git_oid cur;
+		uint8_t *bytes = NULL, sig[64], id[32];
+		size_t len, before;
+		if (push) {
+			cur = *push;
+		} else {
+			cur = stack[--n];
+		}
+		if (hmap_get(&seen, cur.id))
+			continue;
+		if ((err = hmap_put(&seen, cur.id, 1)) < 0)
+			break;
+		if ((err = history_read_change(rc->plan->hist, &cur, &bytes, &len, SAMEN_MAX_CHANGE_BYTES, sig, parents,
+		                               SAMEN_MAX_DEPS + 1, &np)) < 0)
+			break;
+		change_id(id, bytes, len);
+		if (replica_has_change(rc->plan->rep, id) || ingest_find(rc->batch, id)) {
+			free(bytes);
+			continue;
+		}
+		before = rc->batch->n;
+		if ((err = ingest_add(rc->batch, bytes, len, sig)) < 0) {
+			err = samen_error_wrap(err, "history commit %s", git_oid_tostr_s(&cur));
+			break;
+		}
+		if (rc->batch->n > before) {
+			memcpy(rc->batch->items[rc->batch->n - 1].commit, cur.id, 20);
+			rc->batch->items[rc->batch->n - 1].has_commit = true;
+		}
+		if (n + np > cap) {
+			size_t nc = (n + np) * 2 + 16;
+			void *p2 = realloc(stack, nc * sizeof(*stack));
+			if (!p2) {
+				err = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				break;
+			}
+			stack = p2;
+			cap = nc;
+		}
+		for (size_t k = 0; k < np; k++)
+			stack[n++] = parents[k];
+	}
+	free(stack);
+	hmap_free(&seen);
+	rc->rc = err;
+	return err;
 }
 
 /* Apply what the history has and the replica lacks. Cheap when nothing is
@@ -140,7 +174,7 @@ int plan_recover(samen_plan *p, uint64_t *recovered)
 				/* Everything in our own history was verified when it was
 				 * written; anything else means it was tampered with. */
 				for (size_t i = 0; i < b.n; i++)
-					if (b.items[i].state == ITEM_BAD) {
+					if (b.items[i].state == ITEM_BAD && b.items[i].has_commit) {
 						err = samen_error_set(SAMEN_ECORRUPT, "history holds an invalid change: %s",
 						                      b.items[i].error);
 						break;
@@ -363,7 +397,7 @@ void samen_plan_free(samen_plan *p)
 
 const char *samen_plan_id(const samen_plan *p) { return p->idhex; }
 const char *samen_plan_client(const samen_plan *p) { return p->client; }
-const char *samen_plan_lang(const samen_plan *p) { return p->lang; }
+const char *samen_plan_lang(const samen_plan *p) { return p->lang[0] ? p->lang : "nl"; }
 const char *samen_plan_dir(const samen_plan *p) { return p->dir; }
 
 int samen_plan_open(samen_plan **out, samen_store *store, const char *which)
@@ -454,8 +488,13 @@ static int move_device_refs(samen_plan *p, ingest_batch *b)
 		if ((rc = hmap_put(&moved, it->ch.author, 1)) < 0)
 			break;
 		git_oid_fromraw(&commit, it->commit);
-		if (history_get_device_ref(p->hist, it->ch.author, &cur) == 0 && git_oid_equal(&cur, &commit))
-			continue;
+		if (history_get_device_ref(p->hist, it->ch.author, &cur) == 0) {
+			/* already there, or already further (recovery re-applies
+			 * changes whose refs had moved on) */
+			if (git_oid_equal(&cur, &commit) ||
+			    git_graph_descendant_of(history_repo(p->hist), &cur, &commit) == 1)
+				continue;
+		}
 		rc = history_set_device_ref(p->hist, it->ch.author, &commit);
 	}
 	hmap_free(&moved);
@@ -480,7 +519,9 @@ static void *history_thread(void *arg)
 {
 	history_job *j = arg;
 	j->rc = history_batch_commit(j->plan->hist);
-	if (j->rc == 0)
+	if (j->rc < 0)
+		history_batch_abort(j->plan->hist); /* so the next batch can start */
+	else
 		j->rc = move_device_refs(j->plan, j->batch);
 	if (j->rc < 0)
 		snprintf(j->err, sizeof(j->err), "%s", samen_error_last());

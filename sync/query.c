@@ -337,7 +337,7 @@ int samen_log(samen_plan *p, const char *entity, samen_log_cb cb, void *payload)
 			change_clear(&ch);
 			continue;
 		}
-		summary = change_summary(&ch, p->lang);
+		summary = change_summary(&ch, samen_plan_lang(p));
 		change_clear(&ch);
 		sodium_bin2hex(id, sizeof(id), sqlite3_column_blob(s, 0), 32);
 		sodium_bin2hex(dev, sizeof(dev), sqlite3_column_blob(s, 2), 32);
@@ -395,6 +395,7 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 		v.entity = (const char *)sqlite3_column_text(s, 0);
 		v.title = sqlite3_column_text(s, 10) ? (const char *)sqlite3_column_text(s, 10) : "";
 		v.field = f->name;
+		v.field_nl = f->name_nl;
 		v.value = text;
 		v.winner = sqlite3_column_int(s, 4);
 		v.nvalues = sqlite3_column_int(s, 5);

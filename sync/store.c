@@ -11,6 +11,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "sync/internal.h"
 #include "core/mpread.h"
+#include "core/schema.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -174,7 +175,8 @@ static int load_key(samen_store *s, const char *path)
 	if (!name || !secret || strlen(secret) != 128 ||
 	    sodium_hex2bin(s->sk, 64, secret, 128, NULL, NULL, NULL) != 0)
 		return samen_error_set(SAMEN_ECORRUPT, "device key %s is truncated or damaged", path);
-	if (!mpr_utf8_valid(name, strlen(name)) || strlen(name) == 0 || strlen(name) > 200)
+	if (!mpr_utf8_valid(name, strlen(name)) || strlen(name) == 0 || strlen(name) > 200 ||
+	    !schema_text_printable(name, strlen(name), 0))
 		return samen_error_set(SAMEN_ECORRUPT, "device key %s: the name is not valid text", path);
 	crypto_sign_ed25519_sk_to_pk(pk, s->sk);
 	{
@@ -202,8 +204,9 @@ static int create_key(samen_store *s, const char *path, const char *name)
 	int n, rc;
 	if (!name || !*name)
 		name = getenv("USER") && *getenv("USER") ? getenv("USER") : "samen";
-	if (strlen(name) > 200 || !mpr_utf8_valid(name, strlen(name)) || strchr(name, '\n'))
-		return samen_error_set(SAMEN_EINVAL, "device name must be one line of at most 200 bytes of UTF-8");
+	if (strlen(name) > 200 || !mpr_utf8_valid(name, strlen(name)) || !schema_text_printable(name, strlen(name), 0))
+		return samen_error_set(SAMEN_EINVAL, "device name must be one line of at most 200 bytes of UTF-8,"
+		                                     " without control characters");
 	crypto_sign_keypair(s->pk, s->sk);
 	sodium_bin2hex(hex, sizeof(hex), s->sk, 64);
 	n = snprintf(buf, sizeof(buf), "%sname: %s\nsecret: %s\n", KEY_MAGIC, name, hex);
@@ -305,7 +308,7 @@ int samen_store_plans(samen_store *s, samen_plan_info **out, size_t *count)
 		if (plan_open_dir(&p, s, id, false) == 0) {
 			sqlite3_stmt *st = NULL;
 			snprintf(list[n].client, sizeof(list[n].client), "%s", p->client);
-			snprintf(list[n].lang, sizeof(list[n].lang), "%s", p->lang);
+			snprintf(list[n].lang, sizeof(list[n].lang), "%s", samen_plan_lang(p));
 			if (sqlite3_prepare_v2(replica_db(p->rep),
 			                       "SELECT (SELECT count(*) FROM changes), (SELECT count(*) FROM entities"
 			                       " WHERE type = 1 AND deleted IS NULL)", -1, &st, NULL) == SQLITE_OK &&

@@ -114,6 +114,7 @@ typedef struct {
 	const char *entity;      /* uid */
 	const char *title;       /* entity title (may be "") */
 	const char *field;
+	const char *field_nl;    /* the field's Dutch name */
 	const char *value;
 	int winner;              /* this value is the one shown */
 	int nvalues;
