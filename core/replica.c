@@ -57,6 +57,7 @@ enum {
 	ST_FIELDS_INSERT,
 	ST_PENDING_INSERT,
 	ST_PENDING_DELETE,
+	ST_PENDING_WAITING,
 	ST_EVIDENCE_INSERT,
 	ST_CHANGE_BY_DEVSEQ,
 	ST__COUNT
@@ -81,7 +82,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_FIELDS_DELETE] = "DELETE FROM fields WHERE entity = ? AND field = ? AND change = ? AND op = ?",
 	[ST_FIELDS_SET_WIN] = "UPDATE fields SET win = ? WHERE entity = ? AND field = ? AND change = ? AND op = ?",
 	[ST_FIELDS_INSERT] = "INSERT INTO fields(entity, field, change, op, win, value, sqlval) VALUES (?,?,?,?,?,?,?)",
-	[ST_PENDING_INSERT] = "INSERT OR IGNORE INTO pending(id, body, sig) VALUES (?,?,?)",
+	[ST_PENDING_INSERT] = "INSERT OR REPLACE INTO pending(id, body, sig, waits_for) VALUES (?,?,?,?)",
+	[ST_PENDING_WAITING] = "SELECT body, sig FROM pending WHERE waits_for = ?",
 	[ST_PENDING_DELETE] = "DELETE FROM pending WHERE id = ?",
 	[ST_EVIDENCE_INSERT] = "INSERT OR IGNORE INTO evidence(id, body, sig, reason) VALUES (?,?,?,?)",
 	[ST_CHANGE_BY_DEVSEQ] = "SELECT id FROM changes WHERE devno = ? AND seq = ?",
@@ -112,7 +114,11 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS fields(entity INTEGER NOT NULL, field INTEGER NOT NULL,"
 	" change INTEGER NOT NULL, op INTEGER NOT NULL, win INTEGER NOT NULL, value BLOB NOT NULL, sqlval,"
 	" PRIMARY KEY(entity, field, change, op)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS pending(id BLOB PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL) WITHOUT ROWID;"
+	/* waits_for: one dependency that has not arrived; when it does, the
+	 * rows waiting for it are loaded (and nothing else) */
+	"CREATE TABLE IF NOT EXISTS pending(id BLOB PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL,"
+	" waits_for BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS pending_waits ON pending(waits_for);"
 	"CREATE TABLE IF NOT EXISTS evidence(id BLOB PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL,"
 	" reason TEXT NOT NULL) WITHOUT ROWID;";
 
@@ -627,44 +633,35 @@ uint64_t replica_device_seq(replica *r, const uint8_t key[32])
 
 /* --- ordering ----------------------------------------------------------------- */
 
+/* Bring in the waiting changes this batch may release: those waiting for a
+ * change in the batch, then those waiting for what was just brought in,
+ * and so on. Each step is one indexed lookup per change, so the cost
+ * follows what arrives, not how much is waiting. */
 static int load_pending(replica *r, ingest_batch *b)
 {
-	sqlite3_stmt *s = NULL;
 	int rc = 0;
-	if (sqlite3_prepare_v2(r->db, "SELECT body, sig FROM pending", -1, &s, NULL) != SQLITE_OK)
-		return db_error(r, "pending");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		size_t len = (size_t)sqlite3_column_bytes(s, 0);
-		uint8_t *bytes = malloc(len ? len : 1);
-		size_t before = b->n;
-		if (!bytes) {
-			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
-			break;
-		}
-		if (sqlite3_column_bytes(s, 1) != 64) {
-			free(bytes);
-			continue;
-		}
-		memcpy(bytes, sqlite3_column_blob(s, 0), len);
-		{
-			/* The batch may already hold this change (a new bundle carries
-			 * it again): mark that item, so its pending row is dropped once
-			 * it is applied. */
-			uint8_t id[32];
-			uint64_t *pi;
-			change_id(id, bytes, len);
-			if ((pi = hmap_get(&b->byid, id))) {
-				b->items[*pi].from_pending = true;
-				free(bytes);
+	for (size_t next = 0; next < b->n && rc == 0; next++) {
+		sqlite3_stmt *s = stmt(r, ST_PENDING_WAITING);
+		uint8_t id[32];
+		memcpy(id, b->items[next].id, 32); /* items may move as the batch grows */
+		sqlite3_bind_blob(s, 1, id, 32, SQLITE_TRANSIENT);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			size_t len = (size_t)sqlite3_column_bytes(s, 0);
+			uint8_t *bytes;
+			size_t before = b->n;
+			if (sqlite3_column_bytes(s, 1) != 64)
 				continue;
+			if (!(bytes = malloc(len ? len : 1))) {
+				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				break;
 			}
+			memcpy(bytes, sqlite3_column_blob(s, 0), len);
+			/* A pending row that no longer verifies was tampered with; it
+			 * is simply dropped (it never entered the history). */
+			if (ingest_add(b, bytes, len, sqlite3_column_blob(s, 1)) == 0 && b->n > before)
+				b->items[b->n - 1].from_pending = true;
 		}
-		/* A pending row that no longer verifies was tampered with; it is
-		 * simply dropped (it never entered the history). */
-		if (ingest_add(b, bytes, len, sqlite3_column_blob(s, 1)) == 0 && b->n > before)
-			b->items[b->n - 1].from_pending = true;
 	}
-	sqlite3_finalize(s);
 	samen_error_clear();
 	return rc;
 }
@@ -1672,7 +1669,8 @@ int replica_apply(replica *r, ingest_batch *b)
 
 int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit, void *payload)
 {
-	uint64_t npending_stored = 0;
+	uint64_t npending_stored = 0, pending_bytes = 0;
+	bool pending_counted = false;
 	applyctx a;
 	uint8_t plan[16];
 	bool known;
@@ -1713,35 +1711,52 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 			goto fail;
 	if ((rc = flush_regs(&a)) < 0)
 		goto fail;
-	{
-		sqlite3_stmt *q = NULL;
-		if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM pending", -1, &q, NULL) == SQLITE_OK &&
-		    sqlite3_step(q) == SQLITE_ROW)
-			npending_stored = (uint64_t)sqlite3_column_int64(q, 0);
-		sqlite3_finalize(q);
-	}
 	for (size_t i = 0; i < b->n; i++) {
 		ingest_item *it = &b->items[i];
-		if (it->from_pending && it->state != ITEM_PENDING) {
+		if (it->state != ITEM_PENDING) {
+			/* applied, known, or refused: not waiting any more (the row may
+			 * exist even when this copy came from elsewhere) */
 			s = stmt(r, ST_PENDING_DELETE);
 			sqlite3_bind_blob(s, 1, it->id, 32, SQLITE_STATIC);
 			if (sqlite3_step(s) != SQLITE_DONE) {
 				rc = db_error(r, "pending");
 				goto fail;
 			}
-		} else if (!it->from_pending && it->state == ITEM_PENDING) {
-			/* Changes whose dependencies never arrive must not fill the
-			 * disk: the waiting room has a hard cap. */
-			if (npending_stored >= SAMEN_MAX_PENDING) {
-				rc = samen_error_set(SAMEN_ELIMIT, "%u changes are already waiting for missing dependencies;"
-				                     " not accepting more until those arrive", SAMEN_MAX_PENDING);
-				goto fail;
+		} else {
+			const uint8_t *waits = NULL;
+			for (uint32_t k = 0; k <= it->ch.ndeps && !waits; k++) {
+				const uint8_t *pid = k == 0 ? (it->ch.has_prev ? it->ch.prev : NULL) : change_dep(&it->ch, k - 1);
+				if (pid && !replica_has_change(r, pid))
+					waits = pid;
 			}
-			npending_stored++;
+			if (!waits) /* cannot happen: it would have been ready */
+				continue;
+			/* Changes whose dependencies never arrive must not fill the
+			 * disk: the waiting room has hard caps, counted once. */
+			if (!it->from_pending && !pending_counted) {
+				sqlite3_stmt *q = NULL;
+				if (sqlite3_prepare_v2(r->db, "SELECT count(*), total(length(body)) FROM pending", -1, &q,
+				                       NULL) == SQLITE_OK &&
+				    sqlite3_step(q) == SQLITE_ROW) {
+					npending_stored = (uint64_t)sqlite3_column_int64(q, 0);
+					pending_bytes = (uint64_t)sqlite3_column_double(q, 1);
+				}
+				sqlite3_finalize(q);
+				pending_counted = true;
+			}
+			if (!it->from_pending) {
+				if (npending_stored >= SAMEN_MAX_PENDING || pending_bytes + it->len > SAMEN_MAX_PENDING_BYTES) {
+					b->ndropped++;
+					continue;
+				}
+				npending_stored++;
+				pending_bytes += it->len;
+			}
 			s = stmt(r, ST_PENDING_INSERT);
 			sqlite3_bind_blob(s, 1, it->id, 32, SQLITE_STATIC);
 			sqlite3_bind_blob(s, 2, it->bytes, (int)it->len, SQLITE_STATIC);
 			sqlite3_bind_blob(s, 3, it->sig, 64, SQLITE_STATIC);
+			sqlite3_bind_blob(s, 4, waits, 32, SQLITE_STATIC);
 			if (sqlite3_step(s) != SQLITE_DONE) {
 				rc = db_error(r, "pending");
 				goto fail;

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 
 #define SAMEN_MAX_PENDING 100000u
+#define SAMEN_MAX_PENDING_BYTES (256u << 20)
 
 typedef struct replica replica;
 
@@ -58,6 +59,7 @@ typedef struct {
 	size_t *order;            /* READY items in causal order */
 	size_t nready;
 	size_t npending, ndup, nbad;
+	size_t ndropped;          /* pending, but not kept: the waiting room was full */
 	hmap byid;                /* change id -> index into items */
 } ingest_batch;
 

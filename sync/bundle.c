@@ -328,7 +328,13 @@ static int ingest_chunk(samen_plan *p, ingest_batch *b, const char *path, samen_
 		}
 	}
 	sqlite3_finalize(s);
-	stats->pending = b->npending; /* the pending table is reloaded each chunk */
+	stats->pending = b->npending - b->ndropped;
+	if (b->ndropped && !*bad) {
+		*bad = SAMEN_ELIMIT;
+		snprintf(badmsg, badcap, "bundle %s: %zu changes wait for changes that have not arrived and were not"
+		         " kept: the waiting room is full (%u changes or %u MiB)", path, b->ndropped, SAMEN_MAX_PENDING,
+		         SAMEN_MAX_PENDING_BYTES >> 20);
+	}
 	ingest_free(b);
 	return ingest_init(b, p->id);
 }
