@@ -1271,6 +1271,116 @@ static void test_a_flipped_bit_never_enters_the_history(void **state)
 	free(dir);
 }
 
+/* A member's own change whose values do not fit the schema is kept in the
+ * history, marked rejected with the reason, and changes nothing. */
+static void sign_and_ingest_member_set(samen_plan *p, samen_store *st, uint32_t field, const uint8_t *v,
+                                       size_t vlen, uint64_t n)
+{
+	replica_edit_base base;
+	change_builder *cb;
+	change_header h;
+	ingest_batch b;
+	uint8_t *bytes, sig[64];
+	size_t len;
+
+	assert_int_equal(replica_get_edit_base(p->rep, st->pk, &base), 0);
+	assert_int_equal(change_builder_new(&cb), 0);
+	assert_int_equal(change_builder_set(cb, 0, n, field, v, vlen), 0);
+	memset(&h, 0, sizeof(h));
+	h.plan = p->id;
+	h.author = st->pk;
+	h.name = "Anna";
+	h.seq = base.seq;
+	h.prev = base.has_prev ? base.prev : NULL;
+	h.deps = base.heads;
+	h.ndeps = base.nheads;
+	h.lamport = base.lamport;
+	h.time = 1700000000;
+	assert_int_equal(change_builder_finish(cb, &h, &bytes, &len), 0);
+	change_builder_free(cb);
+	free(base.heads);
+	assert_int_equal(change_sign(sig, bytes, len, st->sk), 0);
+	assert_int_equal(ingest_init(&b, p->id), 0);
+	assert_int_equal(ingest_add(&b, bytes, len, sig), 0);
+	assert_int_equal(plan_ingest(p, &b), 0);
+	assert_int_equal(b.nready, 1);
+	ingest_free(&b);
+}
+
+static void last_verdict(samen_plan *p, int *verdict, char *reason, size_t cap)
+{
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(replica_db(p->rep),
+	                                    "SELECT verdict, coalesce(reason, '') FROM changes ORDER BY rowid DESC LIMIT 1",
+	                                    -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	*verdict = sqlite3_column_int(s, 0);
+	snprintf(reason, cap, "%s", (const char *)sqlite3_column_text(s, 1));
+	sqlite3_finalize(s);
+}
+
+static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
+{
+	char *dir = tu_mkdtemp("change"), uid[17], hash[65], hash2[65], reason[512], title[256];
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	samen_store *st;
+	samen_plan *p;
+	samen_edit *e;
+	int verdict;
+	static const struct {
+		uint32_t field;
+		uint8_t value[8];
+		size_t len;
+		uint64_t n;
+		const char *reason;
+	} cases[] = {
+		{7, {0xa5, 'b', 'e', 'z', 'i', 'g'}, 6, 0, "status"},     /* status as a string */
+		{7, {0x09}, 1, 0, "status"},                                /* status index out of range */
+		{5, {0x09}, 1, 0, "priority"},                              /* priority 9 */
+		{1, {0xc0}, 1, 0, "title cannot be cleared"},               /* required title cleared */
+		{1, {0x01}, 1, 0, "title"},                                 /* title as a number */
+		{8, {0xa4, '2', '0', '2', '5'}, 5, 0, "target"},            /* not a date */
+		{3, {0x92, 0x00, 0x05}, 3, 0, "parent"},                    /* parent that does not exist */
+		{99, {0x01}, 1, 0, "no field 99"},                          /* unknown field */
+		{1, {0xa1, 'x'}, 2, 7, "refers to entity"},                 /* an entity nobody created */
+	};
+	(void)state;
+
+	assert_non_null(dir);
+	o.path = dir;
+	o.device_name = "Anna";
+	o.create = 1;
+	assert_int_equal(samen_store_open(&st, &o), 0);
+	assert_int_equal(samen_plan_create(&p, st, "Jan de Vries", "nl"), 0);
+	assert_int_equal(samen_edit_begin(&e, p), 0);
+	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
+	assert_int_equal(samen_edit_set(e, uid, "title", "Zelfstandig wonen"), 0);
+	assert_int_equal(samen_edit_commit(e, NULL), 0);
+	samen_edit_free(e);
+	assert_int_equal(samen_plan_state_hash(p, hash), 0);
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		sign_and_ingest_member_set(p, st, cases[k].field, cases[k].value, cases[k].len, cases[k].n);
+		last_verdict(p, &verdict, reason, sizeof(reason));
+		if (verdict != 0 || !strstr(reason, cases[k].reason))
+			fail_msg("case %zu: verdict %d, reason '%s' (expected it to mention '%s')", k, verdict, reason,
+			         cases[k].reason);
+	}
+	/* nothing changed but the list of (rejected) changes */
+	goal_field(p, uid, "title", title, sizeof(title));
+	assert_string_equal(title, "Zelfstandig wonen");
+	{
+		samen_check_result res;
+		assert_int_equal(samen_plan_check(p, &res, hash2), 0);
+		assert_int_equal(res.rejected, (int64_t)(sizeof(cases) / sizeof(cases[0])));
+	}
+	assert_string_not_equal(hash, hash2); /* the verdicts are part of the state */
+	samen_plan_free(p);
+	samen_store_free(st);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1304,6 +1414,7 @@ int main(void)
 		cmocka_unit_test(test_a_flipped_bit_in_the_change_is_rejected_by_ingest),
 		cmocka_unit_test(test_change_for_another_plan_is_rejected_naming_both_plans),
 		cmocka_unit_test(test_a_flipped_bit_never_enters_the_history),
+		cmocka_unit_test(test_value_of_the_wrong_type_marks_the_change_rejected),
 	};
 	if (sodium_init() < 0)
 		return 1;
