@@ -32,7 +32,7 @@
 #define BUNDLE_HEADER 25
 /* Apply in chunks so memory stays bounded on huge bundles. */
 #define CHUNK_CHANGES 20000
-#define CHUNK_BYTES (48u << 20)
+#define CHUNK_BYTES (16u << 20) /* wire bytes plus decoded ops */
 
 int samen_plan_version_vector(samen_plan *p, char **out)
 {

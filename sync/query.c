@@ -25,7 +25,6 @@ typedef struct {
 	int64_t priority;
 	int cycle;
 	int depth;
-	bool placed;
 } row;
 
 static int db_fail(samen_plan *p, const char *what)
@@ -63,6 +62,22 @@ typedef struct {
 	size_t norder;
 } listing;
 
+static row *find_row(row *rows, size_t n, int64_t rowid)
+{
+	/* rows are sorted by rowid */
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (rows[mid].rowid == rowid)
+			return &rows[mid];
+		if (rows[mid].rowid < rowid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 static int emit(listing *l, const row *r)
 {
 	samen_field_value fv[MAX_FIELDS];
@@ -79,45 +94,11 @@ static int emit(listing *l, const row *r)
 	v.nfields = l->td->nfields < MAX_FIELDS ? l->td->nfields : MAX_FIELDS;
 	v.depth = r->depth;
 	v.cycle = r->cycle;
-	for (size_t k = 0; k < l->n && r->parent_row; k++)
-		if (l->rows[k].rowid == r->parent_row)
-			v.parent = l->rows[k].uid;
+	if (r->parent_row) {
+		const row *pr = find_row(l->rows, l->n, r->parent_row);
+		v.parent = pr ? pr->uid : NULL;
+	}
 	return l->cb(&v, l->payload);
-}
-
-/* Depth-first over the tree in sibling order; depth is bounded by the
- * number of rows because cycles were broken before. */
-static int walk(listing *l, int64_t parent, int depth)
-{
-	int rc;
-	for (size_t k = 0; k < l->norder; k++) {
-		row *r = &l->rows[l->order[k]];
-		if (r->placed || r->parent_row != parent)
-			continue;
-		r->placed = true;
-		r->depth = depth;
-		if ((rc = emit(l, r)) != 0)
-			return rc;
-		if ((rc = walk(l, r->rowid, depth + 1)) != 0)
-			return rc;
-	}
-	return 0;
-}
-
-static row *find_row(row *rows, size_t n, int64_t rowid)
-{
-	/* rows are sorted by rowid */
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (rows[mid].rowid == rowid)
-			return &rows[mid];
-		if (rows[mid].rowid < rowid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
 }
 
 /* A parent assignment that closes a cycle is ignored, the same way on every
@@ -155,6 +136,55 @@ static void break_cycles(row *rows, size_t n)
 	}
 }
 
+/* Depth-first over the tree in sibling order, without recursion: a plan
+ * may hold a chain of goals as deep as it is long. Children lists are built
+ * once (order is already in sibling order), so this is linear. Every row
+ * reaches the top because cycles were broken before. */
+static int walk(listing *l)
+{
+	const size_t none = SIZE_MAX, root = l->n;
+	size_t *head = malloc((l->n + 1) * sizeof(size_t)), *next = malloc((l->n + 1) * sizeof(size_t));
+	size_t *stack = malloc((l->n + 1) * sizeof(size_t));
+	size_t depth = 0;
+	int rc = 0;
+
+	if (!head || !next || !stack) {
+		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (size_t k = 0; k <= l->n; k++)
+		head[k] = none;
+	for (size_t k = l->norder; k-- > 0;) {
+		size_t idx = l->order[k], p = root;
+		const row *pr = l->rows[idx].parent_row ? find_row(l->rows, l->n, l->rows[idx].parent_row) : NULL;
+		if (pr)
+			p = (size_t)(pr - l->rows);
+		next[idx] = head[p];
+		head[p] = idx;
+	}
+	stack[0] = head[root];
+	for (;;) {
+		size_t idx = stack[depth];
+		if (idx == none) {
+			if (depth == 0)
+				break;
+			depth--;
+			continue;
+		}
+		stack[depth] = next[idx];
+		l->rows[idx].depth = (int)depth;
+		if ((rc = emit(l, &l->rows[idx])) != 0)
+			break;
+		if (head[idx] != none)
+			stack[++depth] = head[idx];
+	}
+cleanup:
+	free(head);
+	free(next);
+	free(stack);
+	return rc;
+}
+
 static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_entity_cb cb, void *payload)
 {
 	sqlite3 *db = replica_db(p->rep);
@@ -166,8 +196,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 	const field_def *frank = schema_field_by_name(td, "rank");
 	const field_def *fprio = schema_field_by_name(td, "priority");
 	char text[VALUE_TEXT];
+	hmap byuid;       /* uid (16 hex digits) -> rowid */
 
 	memset(&l, 0, sizeof(l));
+	hmap_init(&byuid, 16);
 	l.td = td;
 	l.cb = cb;
 	l.payload = payload;
@@ -194,6 +226,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	for (size_t k = 0; k < l.n && rc == 0; k++)
+		rc = hmap_put(&byuid, l.rows[k].uid, (uint64_t)l.rows[k].rowid);
+	if (rc < 0)
+		goto cleanup;
 	if (sqlite3_prepare_v2(db, "SELECT f.entity, f.field, f.value, f.win, c.lamport, d.key,"
 	                           " (SELECT count(*) FROM fields g WHERE g.entity = f.entity AND g.field = f.field)"
 	                           " FROM fields f JOIN entities e ON e.rowid = f.entity JOIN changes c ON c.rowid = f.change"
@@ -220,9 +256,9 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 		r->nvals[fi] = sqlite3_column_int(s, 6);
 		if (f == fparent && text[0]) {
 			/* reference [key, n] -> rowid through the uid */
-			for (size_t k = 0; k < l.n; k++)
-				if (strcmp(l.rows[k].uid, text) == 0)
-					r->parent_row = l.rows[k].rowid;
+			uint64_t *pr = hmap_get(&byuid, text);
+			if (pr)
+				r->parent_row = (int64_t)*pr;
 			r->parent_lamport = (uint64_t)sqlite3_column_int64(s, 4);
 			if (sqlite3_column_bytes(s, 5) == 32)
 				memcpy(r->parent_author, sqlite3_column_blob(s, 5), 32);
@@ -250,7 +286,7 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 			if ((rc = emit(&l, &l.rows[l.order[k]])) != 0)
 				break;
 	} else {
-		rc = walk(&l, 0, 0);
+		rc = walk(&l);
 	}
 cleanup:
 	sqlite3_finalize(s);
@@ -259,6 +295,7 @@ cleanup:
 			free(l.rows[k].vals[f]);
 	free(l.rows);
 	free(l.order);
+	hmap_free(&byuid);
 	return rc;
 }
 
