@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXIT_USAGE 2
 
@@ -127,13 +128,24 @@ static int cmd_init(cli *c)
 {
 	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
 	samen_store *s = NULL;
+	char *path = NULL, *key = NULL;
+	int existed = 0;
 	o.path = c->store;
 	o.device_name = take_opt(c, "--name");
 	o.create = 1;
 	if (no_more_opts(c))
 		return EXIT_USAGE;
+	if (samen_store_default_path(&path, c->store) == 0 && (key = malloc(strlen(path) + 16))) {
+		sprintf(key, "%s/device.key", path);
+		existed = access(key, F_OK) == 0;
+	}
+	free(path);
+	free(key);
 	if (samen_store_open(&s, &o) < 0)
 		return fail(c, "init");
+	if (existed && !c->json)
+		printf("Already initialised; this device keeps its key and its name%s.\n",
+		       o.device_name && strcmp(o.device_name, samen_store_device_name(s)) != 0 ? " (--name is ignored)" : "");
 	if (c->json) {
 		int first = 1;
 		printf("{");
@@ -273,8 +285,12 @@ static void json_entity(const samen_entity_view *e)
 	printf("{");
 	json_kv_str(stdout, &first, "id", e->uid);
 	json_kv_str(stdout, &first, "type", e->type);
-	for (size_t i = 0; i < e->nfields; i++)
-		json_kv_str(stdout, &first, e->fields[i].name, e->fields[i].value[0] ? e->fields[i].value : NULL);
+	for (size_t i = 0; i < e->nfields; i++) {
+		if (e->fields[i].number && e->fields[i].value[0])
+			json_kv_int(stdout, &first, e->fields[i].name, atoll(e->fields[i].value));
+		else
+			json_kv_str(stdout, &first, e->fields[i].name, e->fields[i].value[0] ? e->fields[i].value : NULL);
+	}
 	json_kv_int(stdout, &first, "depth", e->depth);
 	printf(",\"conflicts\":[");
 	for (size_t i = 0, k = 0; i < e->nfields; i++)
@@ -343,6 +359,27 @@ static int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char 
 	} else {
 		printf("%s (change %.12s)\n", what, id);
 	}
+	return 0;
+}
+
+typedef struct {
+	char *uid;
+	int children;
+} child_ctx;
+
+static int remember_uid(const samen_entity_view *e, void *payload)
+{
+	child_ctx *x = payload;
+	free(x->uid);
+	x->uid = strdup(e->uid);
+	return 0;
+}
+
+static int count_children(const samen_entity_view *e, void *payload)
+{
+	child_ctx *x = payload;
+	if (x->uid && e->parent && strcmp(e->parent, x->uid) == 0)
+		x->children++;
 	return 0;
 }
 
@@ -437,11 +474,19 @@ static int cmd_goal(cli *c)
 			return usage("goal rm GOAL");
 		if (open_plan(c, &s, &p) < 0)
 			return fail(c, "goal rm");
-		if (samen_edit_begin(&e, p) < 0 || samen_edit_delete(e, c->argv[0]) < 0) {
+		child_ctx ch = {NULL, 0};
+		if (samen_entity_get(p, "goal", c->argv[0], remember_uid, &ch) < 0 ||
+		    samen_entity_list(p, "goal", count_children, &ch) < 0 || samen_edit_begin(&e, p) < 0 ||
+		    samen_edit_delete(e, c->argv[0]) < 0) {
+			free(ch.uid);
 			rc = fail(c, "goal rm");
 			goto cleanup;
 		}
 		rc = commit_edit(c, e, "goal rm", "Deleted goal", NULL);
+		if (rc == 0 && ch.children && !c->json)
+			printf("Its %d sub-goal(s) now stand at the top level (move them with: samen goal set GOAL parent OTHER)\n",
+			       ch.children);
+		free(ch.uid);
 	} else {
 		return usage("goal: add, list, show, set or rm?");
 	}

@@ -86,6 +86,7 @@ static int emit(listing *l, const row *r)
 		fv[i].name = l->td->fields[i].name;
 		fv[i].value = r->vals[i] ? r->vals[i] : "";
 		fv[i].nvalues = r->nvals[i];
+		fv[i].number = l->td->fields[i].kind == FIELD_INT;
 	}
 	memset(&v, 0, sizeof(v));
 	v.uid = r->uid;

@@ -99,7 +99,7 @@ expect_eq "$(json_get 0.change <<<"$OUT")" "$SETCHANGE" "newest change first"
 expect_eq "$(json_get 0.ops <<<"$OUT")" 4 "the change holds four ops"
 ok samen --store "$M" --json goal show "Meer betrokken zijn bij de kinderen"
 expect_eq "$(json_py '[j[k] for k in ("status","priority","target")]' <<<"$OUT")" \
-	'["bereikt", "4", "2027-12-31"]' "the fields changed together"
+	'["bereikt", 4, "2027-12-31"]' "the fields changed together (priority as a JSON number)"
 ok samen --store "$M" goal set "$KIDS" area "-"
 ok samen --store "$M" --json goal show "$KIDS"
 expect_eq "$(json_get area <<<"$OUT")" null "'-' clears a field"

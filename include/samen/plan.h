@@ -74,6 +74,7 @@ typedef struct {
 	const char *name;        /* field name ("status") */
 	const char *value;       /* the winning value as text ("" if unset) */
 	int nvalues;             /* > 1: concurrent values (a conflict) */
+	int number;              /* the value is a whole number (JSON prints it bare) */
 } samen_field_value;
 
 typedef struct {
