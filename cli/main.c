@@ -42,7 +42,8 @@ static const char usage_text[] =
 	"  vv                              this plan's version vector (for --since)\n"
 	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
-	"  rebuild                         recreate the replica from the history\n";
+	"  rebuild                         recreate the replica from the history\n"
+	"  gc                              repack the history into one compressed pack\n";
 
 static int usage(const char *msg)
 {
@@ -962,6 +963,36 @@ static int cmd_status(cli *c)
 	return 0;
 }
 
+static int cmd_gc(cli *c)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	uint64_t after = 0;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (c->argc)
+		return usage("gc takes no arguments");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, "gc");
+	if (samen_plan_gc(p, &after) < 0) {
+		samen_plan_free(p);
+		samen_store_free(s);
+		return fail(c, "gc");
+	}
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 1);
+		json_kv_int(stdout, &first, "history_bytes", (long long)after);
+		printf("}\n");
+	} else {
+		printf("History repacked: %llu bytes\n", (unsigned long long)after);
+	}
+	samen_plan_free(p);
+	samen_store_free(s);
+	return 0;
+}
+
 static int cmd_check(cli *c, int rebuild)
 {
 	samen_store *s = NULL;
@@ -1083,6 +1114,8 @@ int main(int argc, char **argv)
 		rc = cmd_check(&c, 0);
 	else if (strcmp(cmd, "rebuild") == 0)
 		rc = cmd_check(&c, 1);
+	else if (strcmp(cmd, "gc") == 0)
+		rc = cmd_gc(&c);
 	else {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command '%.60s'", cmd);

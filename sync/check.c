@@ -197,3 +197,8 @@ int samen_plan_status(samen_plan *p, samen_status *st)
 	hmap_free(&missing);
 	return rc;
 }
+
+int samen_plan_gc(samen_plan *p, uint64_t *after)
+{
+	return history_gc(p->hist, after);
+}

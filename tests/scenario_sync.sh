@@ -223,6 +223,11 @@ for d in "$J" "$M"; do
 	expect_match "$OUT" "Joke: doel 'Meer betrokken zijn bij de kinderen' aangemaakt" "readable commit messages"
 	expect_match "$OUT" "Els \(buurvrouw\)" "the rejected change is in the history too"
 	ok git --git-dir "$GD" fsck --strict
+	H_BEFORE="$(state_hash "$d")"
+	ok samen --store "$d" --json gc
+	expect_eq "$(ls "$GD/objects/pack/"*.pack | wc -l)" 1 "$(basename "$d"): gc leaves one pack"
+	ok git --git-dir "$GD" fsck --strict
+	expect_eq "$(state_hash "$d")" "$H_BEFORE" "$(basename "$d"): gc changes nothing else"
 done
 # every device builds the very same commits from the same changes
 expect_eq "$(git --git-dir "$J/plans/$PLAN/history.git" log --all --format=%H | sort)" \

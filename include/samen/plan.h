@@ -51,6 +51,10 @@ SAMEN_EXTERN int samen_plan_status(samen_plan *plan, samen_status *out);
 
 /* Throw the replica away and apply the whole history again. */
 SAMEN_EXTERN int samen_plan_rebuild(samen_plan *plan);
+/* Repack the history into one compressed pack (like `git gc`): bundle
+ * imports write their packs uncompressed for speed. *after receives the size
+ * of the history's objects in bytes. */
+SAMEN_EXTERN int samen_plan_gc(samen_plan *plan, uint64_t *after);
 
 /* --- editing --------------------------------------------------------------- */
 
