@@ -160,7 +160,7 @@ int samen_edit_member_add(samen_edit *e, const char *keyhex, const char *name)
 }
 
 /* Sign the session as one change and send it down the path of a change. */
-static int commit_session(samen_edit *e, const uint8_t *plan_nonce_or_null, char id_out[65])
+static int commit_session(samen_edit *e, char id_out[65])
 {
 	samen_plan *p = e->plan;
 	change_header h;
@@ -169,7 +169,6 @@ static int commit_session(samen_edit *e, const uint8_t *plan_nonce_or_null, char
 	ingest_batch b;
 	int rc;
 
-	(void)plan_nonce_or_null;
 	memset(&h, 0, sizeof(h));
 	h.plan = p->id;
 	h.author = p->store->pk;
@@ -223,7 +222,7 @@ int samen_edit_commit(samen_edit *e, char id_out[65])
 {
 	if (change_builder_nops(e->b) == 0)
 		return samen_error_set(SAMEN_EINVAL, "nothing to commit: the edit is empty");
-	return commit_session(e, NULL, id_out);
+	return commit_session(e, id_out);
 }
 
 int samen_plan_create(samen_plan **out, samen_store *store, const char *client, const char *lang)
