@@ -155,7 +155,8 @@ int samen_edit_member_add(samen_edit *e, const char *keyhex, const char *name)
 		                       keyhex);
 	if (!name || !*name || strlen(name) > SAMEN_MAX_NAME || !mpr_utf8_valid(name, strlen(name)) ||
 	    !schema_text_printable(name, strlen(name), 0))
-		return samen_error_set(SAMEN_EINVAL, "a member needs a one-line name of at most %u bytes", SAMEN_MAX_NAME);
+		return samen_error_set(SAMEN_EINVAL, "a member needs a one-line name of at most %u bytes, without control characters",
+		                       SAMEN_MAX_NAME);
 	return change_builder_member_add(e->b, key, name, 3 /* network member; roles come with the rights model */);
 }
 
@@ -235,7 +236,8 @@ int samen_plan_create(samen_plan **out, samen_store *store, const char *client, 
 	*out = NULL;
 	if (!client || !*client || strlen(client) > SAMEN_MAX_NAME || !mpr_utf8_valid(client, strlen(client)) ||
 	    !schema_text_printable(client, strlen(client), 0))
-		return samen_error_set(SAMEN_EINVAL, "the client's name must be one line of 1 to %u bytes", SAMEN_MAX_NAME);
+		return samen_error_set(SAMEN_EINVAL, "the client's name must be one line of 1 to %u bytes, without control characters",
+		                       SAMEN_MAX_NAME);
 	if (!lang || (strcmp(lang, "nl") != 0 && strcmp(lang, "en") != 0))
 		return samen_error_set(SAMEN_EINVAL, "the plan's language must be nl or en");
 	randombytes_buf(nonce, sizeof(nonce));

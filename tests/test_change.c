@@ -1381,6 +1381,81 @@ static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 	free(dir);
 }
 
+/* Changes by strangers are kept (rejected) but nobody builds on them: a
+ * flood of them must not stop members from editing (a change may name at
+ * most 256 dependencies). */
+static void test_a_flood_of_rejected_changes_does_not_block_members(void **state)
+{
+	char *dir = tu_mkdtemp("change"), uid[17], title[256];
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	samen_store *st;
+	samen_plan *p;
+	samen_edit *e;
+	replica_edit_base base;
+	ingest_batch b;
+	const int strangers = 300;
+	(void)state;
+
+	assert_non_null(dir);
+	o.path = dir;
+	o.device_name = "Anna";
+	o.create = 1;
+	assert_int_equal(samen_store_open(&st, &o), 0);
+	assert_int_equal(samen_plan_create(&p, st, "Jan de Vries", "nl"), 0);
+	assert_int_equal(samen_edit_begin(&e, p), 0);
+	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
+	assert_int_equal(samen_edit_set(e, uid, "title", "Zelfstandig wonen"), 0);
+	assert_int_equal(samen_edit_commit(e, NULL), 0);
+	samen_edit_free(e);
+
+	/* 300 concurrent changes, each by a device nobody added */
+	assert_int_equal(replica_get_edit_base(p->rep, st->pk, &base), 0);
+	assert_int_equal(ingest_init(&b, p->id), 0);
+	for (int k = 0; k < strangers; k++) {
+		uint8_t pk[32], sk[64], *bytes, *v, sig[64];
+		size_t len, vlen;
+		change_builder *cb;
+		change_header h;
+		crypto_sign_keypair(pk, sk);
+		assert_int_equal(change_builder_new(&cb), 0);
+		assert_int_equal(value_encode_str(&v, &vlen, "Overgenomen", 11), 0);
+		assert_int_equal(change_builder_set(cb, change_builder_dev(cb, st->pk), 0, 1, v, vlen), 0);
+		free(v);
+		memset(&h, 0, sizeof(h));
+		h.plan = p->id;
+		h.author = pk;
+		h.name = "Vreemde";
+		h.seq = 1;
+		h.deps = base.heads;
+		h.ndeps = base.nheads;
+		h.lamport = base.lamport;
+		h.time = 1700000000;
+		assert_int_equal(change_builder_finish(cb, &h, &bytes, &len), 0);
+		change_builder_free(cb);
+		assert_int_equal(change_sign(sig, bytes, len, sk), 0);
+		assert_int_equal(ingest_add(&b, bytes, len, sig), 0);
+	}
+	free(base.heads);
+	assert_int_equal(plan_ingest(p, &b), 0);
+	assert_int_equal(b.nready, (size_t)strangers);
+	ingest_free(&b);
+	assert_int_equal(db_count(p, "SELECT count(*) FROM changes WHERE verdict = 0"), strangers);
+
+	/* the member still edits, and the strangers changed nothing */
+	assert_int_equal(samen_edit_begin(&e, p), 0);
+	assert_int_equal(samen_edit_set(e, uid, "status", "bezig"), 0);
+	assert_int_equal(samen_edit_commit(e, NULL), 0);
+	samen_edit_free(e);
+	goal_field(p, uid, "title", title, sizeof(title));
+	assert_string_equal(title, "Zelfstandig wonen");
+	goal_field(p, uid, "status", title, sizeof(title));
+	assert_string_equal(title, "bezig");
+	samen_plan_free(p);
+	samen_store_free(st);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1415,6 +1490,7 @@ int main(void)
 		cmocka_unit_test(test_change_for_another_plan_is_rejected_naming_both_plans),
 		cmocka_unit_test(test_a_flipped_bit_never_enters_the_history),
 		cmocka_unit_test(test_value_of_the_wrong_type_marks_the_change_rejected),
+		cmocka_unit_test(test_a_flood_of_rejected_changes_does_not_block_members),
 	};
 	if (sodium_init() < 0)
 		return 1;
