@@ -1235,6 +1235,9 @@ typedef struct {
 	uint32_t vvlen;
 	uint64_t ctr_base;
 	uint32_t *create_types;   /* type of each CREATE, in order */
+	uint32_t *devnos;         /* devno of each device index (0 = the author); 0 when unknown */
+	int64_t *op_ent;          /* per op: index into ents found by validation, -1 if none */
+	uint32_t *op_type;        /* per op: type of the entity it names */
 } applying;
 
 /* Resolve the entity an op names. Entities created by this same change
@@ -1257,8 +1260,7 @@ static int resolve_entity(applyctx *a, applying *c, uint32_t dev, uint64_t n, ui
 		*type = c->create_types[n - c->ctr_base];
 		return 0;
 	}
-	if ((rc = devno_of(&a->w, key, false, &devno)) < 0)
-		return rc;
+	devno = c->devnos[dev];
 	ent *e = ent_get(a, devno, n, &rc);
 	if (rc < 0)
 		return rc;
@@ -1341,6 +1343,9 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 					snprintf(why, whylen, "op %u %s", i, opwhy);
 				return rc;
 			}
+			/* remembered for apply_ops(), which need not look again */
+			c->op_ent[i] = e ? (int64_t)(e - a->ents) : -1;
+			c->op_type[i] = type;
 			if (op->kind == SAMEN_OP_DELETE)
 				break;
 			td = schema_type(type);
@@ -1445,7 +1450,6 @@ static int apply_ops(applyctx *a, applying *c)
 {
 	const samen_change *ch = &c->it->ch;
 	uint32_t creates = 0, type;
-	char why[256];
 	ent *e;
 	int rc;
 
@@ -1460,12 +1464,11 @@ static int apply_ops(applyctx *a, applying *c)
 			break;
 		case SAMEN_OP_SET:
 		case SAMEN_OP_DELETE: {
-			uint32_t devno = c->devno;
-			if (op->dev && (rc = devno_of(&a->w, change_ref_key(ch, op->dev), false, &devno)) < 0)
-				return rc;
-			if ((rc = resolve_entity(a, c, op->dev, op->n, creates, &type, &e, why, sizeof(why))) != 0)
-				return rc < 0 ? rc : samen_error_set(SAMEN_ERROR, "internal: %s", why);
-			if (!e && !(e = ent_get(a, devno, op->n, &rc)))
+			/* validation resolved every entity; those created by this
+			 * change exist only now */
+			type = c->op_type[i];
+			e = c->op_ent[i] >= 0 ? &a->ents[c->op_ent[i]] : ent_get(a, c->devnos[op->dev], op->n, &rc);
+			if (!e)
 				return rc < 0 ? rc : samen_error_set(SAMEN_ERROR, "internal: entity vanished");
 			if (op->kind == SAMEN_OP_DELETE) {
 				if (!e->deleted) {
@@ -1552,10 +1555,17 @@ static int apply_one(applyctx *a, ingest_batch *b, ingest_item *it, uint8_t plan
 	c.vvlen = a->w.ndevs;
 	c.vv = calloc(c.vvlen, 8);
 	c.create_types = calloc(it->ch.ncreates + 1, sizeof(uint32_t));
-	if (!c.vv || !c.create_types) {
+	c.devnos = calloc(it->ch.ndevs + 1, sizeof(uint32_t));
+	c.op_ent = calloc(it->ch.nops + 1, sizeof(int64_t));
+	c.op_type = calloc(it->ch.nops + 1, sizeof(uint32_t));
+	if (!c.vv || !c.create_types || !c.devnos || !c.op_ent || !c.op_type) {
 		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	c.devnos[0] = c.devno;
+	for (uint32_t d = 0; d < it->ch.ndevs; d++)
+		if ((rc = devno_of(&a->w, change_dev(&it->ch, d), false, &c.devnos[d + 1])) < 0)
+			goto cleanup;
 	/* vv = max over the parents' vectors, then our own entry. */
 	for (uint32_t k = 0; k <= it->ch.ndeps; k++) {
 		const uint8_t *pid = k == 0 ? (it->ch.has_prev ? it->ch.prev : NULL) : change_dep(&it->ch, k - 1);
@@ -1659,6 +1669,9 @@ static int apply_one(applyctx *a, ingest_batch *b, ingest_item *it, uint8_t plan
 cleanup:
 	free(c.vv);
 	free(c.create_types);
+	free(c.devnos);
+	free(c.op_ent);
+	free(c.op_type);
 	return rc;
 }
 
