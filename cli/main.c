@@ -1047,6 +1047,21 @@ static int cmd_check(cli *c, int rebuild)
 	return 0;
 }
 
+static int cmd_blame(cli *c) { return cmd_values(c, 1); }
+static int cmd_conflicts(cli *c) { return cmd_values(c, 0); }
+static int cmd_verify(cli *c) { return cmd_check(c, 0); }
+static int cmd_rebuild(cli *c) { return cmd_check(c, 1); }
+
+static const struct {
+	const char *name;
+	int (*run)(cli *c);
+} commands[] = {
+	{"init", cmd_init},   {"id", cmd_id},           {"plan", cmd_plan},         {"goal", cmd_goal},
+	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
+	{"member", cmd_member}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
+	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
+};
+
 int main(int argc, char **argv)
 {
 	cli c;
@@ -1086,37 +1101,13 @@ int main(int argc, char **argv)
 	cmd = args[0];
 	c.argc = n - 1;
 	c.argv = args + 1;
-	if (strcmp(cmd, "init") == 0)
-		rc = cmd_init(&c);
-	else if (strcmp(cmd, "id") == 0)
-		rc = cmd_id(&c);
-	else if (strcmp(cmd, "plan") == 0)
-		rc = cmd_plan(&c);
-	else if (strcmp(cmd, "goal") == 0)
-		rc = cmd_goal(&c);
-	else if (strcmp(cmd, "log") == 0)
-		rc = cmd_log(&c);
-	else if (strcmp(cmd, "blame") == 0)
-		rc = cmd_values(&c, 1);
-	else if (strcmp(cmd, "conflicts") == 0)
-		rc = cmd_values(&c, 0);
-	else if (strcmp(cmd, "resolve") == 0)
-		rc = cmd_resolve(&c);
-	else if (strcmp(cmd, "member") == 0)
-		rc = cmd_member(&c);
-	else if (strcmp(cmd, "bundle") == 0)
-		rc = cmd_bundle(&c);
-	else if (strcmp(cmd, "vv") == 0)
-		rc = cmd_vv(&c);
-	else if (strcmp(cmd, "status") == 0)
-		rc = cmd_status(&c);
-	else if (strcmp(cmd, "check") == 0)
-		rc = cmd_check(&c, 0);
-	else if (strcmp(cmd, "rebuild") == 0)
-		rc = cmd_check(&c, 1);
-	else if (strcmp(cmd, "gc") == 0)
-		rc = cmd_gc(&c);
-	else {
+	rc = -1;
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcmp(cmd, commands[k].name) == 0) {
+			rc = commands[k].run(&c);
+			break;
+		}
+	if (rc < 0) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command '%.60s'", cmd);
 		rc = usage(msg);

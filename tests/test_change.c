@@ -1126,13 +1126,29 @@ static void goal_field(samen_plan *p, const char *uid, const char *field, char *
 	snprintf(out, outlen, "%s", fp.value);
 }
 
+/* A new store (device "Anna") in dir with a plan holding one goal. */
+static void plan_with_one_goal(const char *dir, samen_store **st, samen_plan **p, char uid[17])
+{
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	samen_edit *e;
+	assert_non_null(dir);
+	o.path = dir;
+	o.device_name = "Anna";
+	o.create = 1;
+	assert_int_equal(samen_store_open(st, &o), 0);
+	assert_int_equal(samen_plan_create(p, *st, "Jan de Vries", "nl"), 0);
+	assert_int_equal(samen_edit_begin(&e, *p), 0);
+	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
+	assert_int_equal(samen_edit_set(e, uid, "title", "Zelfstandig wonen"), 0);
+	assert_int_equal(samen_edit_commit(e, NULL), 0);
+	samen_edit_free(e);
+}
+
 static void test_a_flipped_bit_never_enters_the_history(void **state)
 {
 	char *dir = tu_mkdtemp("change"), hash[65], hash2[65], uid[17], title[256];
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
 	samen_store *st;
 	samen_plan *p;
-	samen_edit *e;
 	sqlite3_stmt *s;
 	uint8_t *body = NULL, sig[64], mpk[32], msk[64];
 	size_t blen = 0;
@@ -1141,17 +1157,7 @@ static void test_a_flipped_bit_never_enters_the_history(void **state)
 	ingest_batch b;
 	(void)state;
 
-	assert_non_null(dir);
-	o.path = dir;
-	o.device_name = "Anna";
-	o.create = 1;
-	assert_int_equal(samen_store_open(&st, &o), 0);
-	assert_int_equal(samen_plan_create(&p, st, "Jan de Vries", "nl"), 0);
-	assert_int_equal(samen_edit_begin(&e, p), 0);
-	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
-	assert_int_equal(samen_edit_set(e, uid, "title", "Zelfstandig wonen"), 0);
-	assert_int_equal(samen_edit_commit(e, NULL), 0);
-	samen_edit_free(e);
+	plan_with_one_goal(dir, &st, &p, uid);
 
 	nchanges = db_count(p, "SELECT count(*) FROM changes");
 	assert_int_equal(nchanges, 2);
@@ -1322,10 +1328,8 @@ static void last_verdict(samen_plan *p, int *verdict, char *reason, size_t cap)
 static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 {
 	char *dir = tu_mkdtemp("change"), uid[17], hash[65], hash2[65], reason[512], title[256];
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
 	samen_store *st;
 	samen_plan *p;
-	samen_edit *e;
 	int verdict;
 	static const struct {
 		uint32_t field;
@@ -1346,17 +1350,7 @@ static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 	};
 	(void)state;
 
-	assert_non_null(dir);
-	o.path = dir;
-	o.device_name = "Anna";
-	o.create = 1;
-	assert_int_equal(samen_store_open(&st, &o), 0);
-	assert_int_equal(samen_plan_create(&p, st, "Jan de Vries", "nl"), 0);
-	assert_int_equal(samen_edit_begin(&e, p), 0);
-	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
-	assert_int_equal(samen_edit_set(e, uid, "title", "Zelfstandig wonen"), 0);
-	assert_int_equal(samen_edit_commit(e, NULL), 0);
-	samen_edit_free(e);
+	plan_with_one_goal(dir, &st, &p, uid);
 	assert_int_equal(samen_plan_state_hash(p, hash), 0);
 
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
@@ -1387,7 +1381,6 @@ static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 static void test_a_flood_of_rejected_changes_does_not_block_members(void **state)
 {
 	char *dir = tu_mkdtemp("change"), uid[17], title[256];
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
 	samen_store *st;
 	samen_plan *p;
 	samen_edit *e;
@@ -1396,17 +1389,7 @@ static void test_a_flood_of_rejected_changes_does_not_block_members(void **state
 	const int strangers = 300;
 	(void)state;
 
-	assert_non_null(dir);
-	o.path = dir;
-	o.device_name = "Anna";
-	o.create = 1;
-	assert_int_equal(samen_store_open(&st, &o), 0);
-	assert_int_equal(samen_plan_create(&p, st, "Jan de Vries", "nl"), 0);
-	assert_int_equal(samen_edit_begin(&e, p), 0);
-	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
-	assert_int_equal(samen_edit_set(e, uid, "title", "Zelfstandig wonen"), 0);
-	assert_int_equal(samen_edit_commit(e, NULL), 0);
-	samen_edit_free(e);
+	plan_with_one_goal(dir, &st, &p, uid);
 
 	/* 300 concurrent changes, each by a device nobody added */
 	assert_int_equal(replica_get_edit_base(p->rep, st->pk, &base), 0);
