@@ -37,6 +37,11 @@ static int count_chain(const uint8_t key[32], const git_oid *commit, void *paylo
 	return w->rc = plan_walk_chain(w->plan, commit, count_change, w);
 }
 
+/* Fields of live entities holding more than one value. */
+static const char conflicts_sql[] =
+	"SELECT count(*) FROM (SELECT 1 FROM fields f JOIN entities e ON e.rowid = f.entity"
+	" WHERE e.deleted IS NULL GROUP BY f.entity, f.field HAVING count(*) > 1)";
+
 static int64_t count(samen_plan *p, const char *sql)
 {
 	sqlite3_stmt *s = NULL;
@@ -96,8 +101,7 @@ int samen_plan_check(samen_plan *p, samen_check_result *res, char hash[65])
 	res->rejected = count(p, "SELECT count(*) FROM changes WHERE verdict = 0");
 	res->pending = count(p, "SELECT count(*) FROM pending");
 	res->entities = count(p, "SELECT count(*) FROM entities WHERE deleted IS NULL");
-	res->conflicts = count(p, "SELECT count(*) FROM (SELECT 1 FROM fields f JOIN entities e ON e.rowid = f.entity"
-	                          " WHERE e.deleted IS NULL GROUP BY f.entity, f.field HAVING count(*) > 1)");
+	res->conflicts = count(p, conflicts_sql);
 	res->members = count(p, "SELECT count(DISTINCT key) FROM members") + 1;
 	res->history_only = w.missing;
 	if ((rc = samen_entity_list(p, "goal", count_cycle, &res->cycles)) < 0)
@@ -150,8 +154,7 @@ int samen_plan_status(samen_plan *p, samen_status *st)
 	st->pending = count(p, "SELECT count(*) FROM pending");
 	st->evidence = count(p, "SELECT count(*) FROM evidence");
 	st->goals = count(p, "SELECT count(*) FROM entities WHERE type = 1 AND deleted IS NULL");
-	st->conflicts = count(p, "SELECT count(*) FROM (SELECT 1 FROM fields f JOIN entities e ON e.rowid = f.entity"
-	                         " WHERE e.deleted IS NULL GROUP BY f.entity, f.field HAVING count(*) > 1)");
+	st->conflicts = count(p, conflicts_sql);
 	if (sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'creator') = ?1"
 	                           " OR EXISTS (SELECT 1 FROM members WHERE key = ?1)", -1, &s, NULL) == SQLITE_OK) {
 		sqlite3_bind_blob(s, 1, p->store->pk, 32, SQLITE_STATIC);
