@@ -45,8 +45,13 @@ static const char usage_text[] =
 	"  rebuild                         recreate the replica from the history\n"
 	"  gc                              repack the history into one compressed pack\n";
 
+/* The last usage message, so that --json can report it too (the command
+ * line is single-threaded; the library keeps no such state). */
+static char usage_msg[256];
+
 static int usage(const char *msg)
 {
+	snprintf(usage_msg, sizeof(usage_msg), "%s", msg ? msg : "no command given");
 	if (msg)
 		fprintf(stderr, "samen: %s\n(samen --help lists every command)\n", msg);
 	else
@@ -1111,6 +1116,13 @@ int main(int argc, char **argv)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command '%.60s'", cmd);
 		rc = usage(msg);
+	}
+	if (rc == EXIT_USAGE && c.json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 0);
+		json_kv_str(stdout, &first, "usage", usage_msg);
+		printf("}\n");
 	}
 	free(args);
 	return rc;
