@@ -123,12 +123,12 @@ int samen_plan_check(samen_plan *p, samen_check_result *res, char hash[65])
 int samen_plan_rebuild(samen_plan *p)
 {
 	char path[4096];
-	const char *sfx[] = {"", "-wal", "-shm"};
+	const char *sfx[] = {"", "-wal", "-shm", ".clean"};
 	int rc;
 
 	replica_close(p->rep);
 	p->rep = NULL;
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		snprintf(path, sizeof(path), "%s/replica.db%s", p->dir, sfx[i]);
 		if (unlink(path) != 0 && i == 0 && access(path, F_OK) == 0)
 			return samen_error_set(SAMEN_EIO, "cannot remove %s", path);
