@@ -331,7 +331,8 @@ int main(int argc, char **argv)
 	uint64_t hist_bytes = 0;
 	if (history_gc(pl[3]->hist, &hist_bytes) < 0)
 		die("gc");
-	sqlite3_exec(replica_db(pl[3]->rep), "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	if (replica_checkpoint(pl[3]->rep) < 0)
+		die("checkpoint");
 	snprintf(path, sizeof(path), "%s/replica.db", samen_plan_dir(pl[3]));
 	uint64_t replica_bytes = file_size(path);
 

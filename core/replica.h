@@ -84,6 +84,8 @@ ingest_item *ingest_find(ingest_batch *b, const uint8_t id[32]);
 int replica_open(replica **out, const char *path);
 void replica_close(replica *r);
 sqlite3 *replica_db(replica *r);
+/* Fold the WAL into the database file. */
+int replica_checkpoint(replica *r);
 
 /* Plan id stored in the replica (zero when it has none yet). */
 int replica_plan_id(replica *r, uint8_t plan[16], bool *known);

@@ -68,6 +68,10 @@ int samen_plan_check(samen_plan *p, samen_check_result *res, char hash[65])
 	int64_t without_commit = 0;
 
 	memset(res, 0, sizeof(*res));
+	/* a check also folds the WAL into the database file, so the file on
+	 * its own is complete afterwards */
+	if ((rc = replica_checkpoint(p->rep)) < 0)
+		return rc;
 	if (sqlite3_prepare_v2(replica_db(p->rep), "PRAGMA integrity_check(1)", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0) {
 		rc = samen_error_set(SAMEN_ECORRUPT, "replica database is damaged: %s (run samen rebuild)",
