@@ -423,6 +423,10 @@ static int add_item(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t s
 		rc = samen_error_set(SAMEN_ESIG, "change %s: signature does not match device %s", idhex, keyhex);
 		goto fail;
 	}
+	if (b->n == b->cap && b->pinned) {
+		rc = samen_error_set(SAMEN_ELIMIT, "internal: a pinned batch is full");
+		goto fail;
+	}
 	if (b->n == b->cap) {
 		size_t nc = b->cap ? b->cap * 2 : 64;
 		void *p = realloc(b->items, nc * sizeof(*b->items));
@@ -478,30 +482,16 @@ static void *verify_range(void *arg)
 	return NULL;
 }
 
-/* Ed25519 verification dominates reading a bundle; this machine class has
- * two cores, so the items are split between this thread and one more. */
-int ingest_verify(ingest_batch *b, uint64_t *bad_origin)
+/* Drop the bad change at index bad and everything added after it (what came
+ * before stays), and say which change it was. */
+static int drop_from_bad(ingest_batch *b, size_t bad, uint64_t *bad_origin)
 {
-	verify_job jobs[2] = {{b, 0, 2, b->n}, {b, 1, 2, b->n}};
-	pthread_t t;
-	bool threaded = b->n >= 16 && pthread_create(&t, NULL, verify_range, &jobs[1]) == 0;
-	size_t bad;
 	char idhex[17], keyhex[17];
-
-	if (!threaded)
-		jobs[0].step = 1;
-	verify_range(&jobs[0]);
-	if (threaded)
-		pthread_join(t, NULL);
-	bad = jobs[0].first_bad < jobs[1].first_bad ? jobs[0].first_bad : jobs[1].first_bad;
-	if (bad >= b->n)
-		return 0;
 	hex_prefix(idhex, b->items[bad].id);
 	hex_prefix(keyhex, b->items[bad].ch.author);
 	samen_error_set(SAMEN_ESIG, "change %s: signature does not match device %s", idhex, keyhex);
 	if (bad_origin)
 		*bad_origin = b->items[bad].origin;
-	/* Keep what came before the bad change, nothing from it on. */
 	for (size_t i = bad; i < b->n; i++) {
 		change_clear(&b->items[i].ch);
 		free(b->items[i].bytes);
@@ -513,6 +503,126 @@ int ingest_verify(ingest_batch *b, uint64_t *bad_origin)
 		if (hmap_put(&b->byid, b->items[i].id, i) < 0)
 			return SAMEN_ENOMEM;
 	return SAMEN_ESIG;
+}
+
+/* Ed25519 verification dominates reading a bundle; this machine class has
+ * two cores, so the items are split between this thread and one more. */
+int ingest_verify(ingest_batch *b, uint64_t *bad_origin)
+{
+	verify_job jobs[2] = {{b, 0, 2, b->n}, {b, 1, 2, b->n}};
+	pthread_t t;
+	bool threaded = b->n >= 16 && pthread_create(&t, NULL, verify_range, &jobs[1]) == 0;
+	size_t bad;
+
+	if (!threaded)
+		jobs[0].step = 1;
+	verify_range(&jobs[0]);
+	if (threaded)
+		pthread_join(t, NULL);
+	bad = jobs[0].first_bad < jobs[1].first_bad ? jobs[0].first_bad : jobs[1].first_bad;
+	return bad >= b->n ? 0 : drop_from_bad(b, bad, bad_origin);
+}
+
+/* Verifying while reading: a second thread checks each change as soon as
+ * the reader has added it, so decompression and decoding on one core
+ * overlap with signature checks on the other. The batch's items must not
+ * move meanwhile: their room is reserved first, and the batch is pinned
+ * (adding past the reserve fails instead of reallocating). The mutex orders
+ * every item's writes by the reader before its reads by the verifier. */
+struct ingest_verifier {
+	ingest_batch *b;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t published, next, first_bad;
+	bool done, threaded;
+	pthread_t thread;
+};
+
+static void verify_claimed(ingest_verifier *v, bool wait)
+{
+	for (;;) {
+		size_t i;
+		pthread_mutex_lock(&v->mu);
+		while (wait && v->next >= v->published && !v->done)
+			pthread_cond_wait(&v->cv, &v->mu);
+		if (v->next >= v->published) {
+			pthread_mutex_unlock(&v->mu);
+			return;
+		}
+		i = v->next++;
+		pthread_mutex_unlock(&v->mu);
+		ingest_item *it = &v->b->items[i];
+		bool ok = it->verified || change_verify(it->sig, it->bytes, it->len, it->ch.author) == 0;
+		pthread_mutex_lock(&v->mu);
+		if (ok)
+			it->verified = true;
+		else if (i < v->first_bad)
+			v->first_bad = i;
+		pthread_mutex_unlock(&v->mu);
+	}
+}
+
+static void *verifier_thread(void *arg)
+{
+	verify_claimed(arg, true);
+	return NULL;
+}
+
+int ingest_verifier_start(ingest_verifier **out, ingest_batch *b, size_t reserve)
+{
+	ingest_verifier *v;
+	*out = NULL;
+	if (b->cap < reserve) {
+		void *p = realloc(b->items, reserve * sizeof(*b->items));
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		b->items = p;
+		b->cap = reserve;
+	}
+	if (!(v = calloc(1, sizeof(*v))))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	v->b = b;
+	v->published = v->next = b->n;
+	v->first_bad = SIZE_MAX;
+	pthread_mutex_init(&v->mu, NULL);
+	pthread_cond_init(&v->cv, NULL);
+	b->pinned = true;
+	v->threaded = pthread_create(&v->thread, NULL, verifier_thread, v) == 0;
+	*out = v;
+	return 0;
+}
+
+void ingest_verifier_publish(ingest_verifier *v)
+{
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->mu);
+	v->published = v->b->n;
+	pthread_cond_signal(&v->cv);
+	pthread_mutex_unlock(&v->mu);
+}
+
+int ingest_verifier_finish(ingest_verifier *v, uint64_t *bad_origin)
+{
+	ingest_batch *b;
+	size_t bad;
+	if (!v)
+		return 0;
+	b = v->b;
+	pthread_mutex_lock(&v->mu);
+	v->published = b->n;
+	v->done = true;
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->mu);
+	verify_claimed(v, false); /* help with what is left */
+	if (v->threaded)
+		pthread_join(v->thread, NULL);
+	bad = v->first_bad;
+	pthread_mutex_destroy(&v->mu);
+	pthread_cond_destroy(&v->cv);
+	free(v);
+	b->pinned = false;
+	return bad >= b->n ? 0 : drop_from_bad(b, bad, bad_origin);
 }
 
 /* --- cached facts about applied changes ------------------------------------- */

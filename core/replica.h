@@ -61,6 +61,7 @@ typedef struct {
 	size_t npending, ndup, nbad;
 	size_t ndropped;          /* pending, but not kept: the waiting room was full */
 	hmap byid;                /* change id -> index into items */
+	bool pinned;              /* a verifier reads items: they must not move */
 } ingest_batch;
 
 int ingest_init(ingest_batch *b, const uint8_t plan[16]);
@@ -78,6 +79,14 @@ int ingest_add_unverified(ingest_batch *b, uint8_t *bytes, size_t len, const uin
  * *bad_origin receives that item's origin and SAMEN_ESIG is returned naming
  * the change. */
 int ingest_verify(ingest_batch *b, uint64_t *bad_origin);
+/* Verification in the background while a reader adds items: start it
+ * (reserving room for `reserve` items, which must not be exceeded), publish
+ * after each ingest_add_unverified(), and finish before using the batch;
+ * finish has ingest_verify()'s result and semantics and frees v. */
+typedef struct ingest_verifier ingest_verifier;
+int ingest_verifier_start(ingest_verifier **out, ingest_batch *b, size_t reserve);
+void ingest_verifier_publish(ingest_verifier *v);
+int ingest_verifier_finish(ingest_verifier *v, uint64_t *bad_origin);
 /* Item by change id, or NULL. */
 ingest_item *ingest_find(ingest_batch *b, const uint8_t id[32]);
 

@@ -298,21 +298,23 @@ static int br_varint(bundle_reader *r, uint64_t *v)
 /* Verify and apply what was read so far. A bad signature drops that change
  * and everything read after it; what came before is applied, and *bad
  * receives the error. */
-static int ingest_chunk(samen_plan *p, ingest_batch *b, const char *path, samen_bundle_stats *stats, int *bad,
-                        char *badmsg, size_t badcap)
+static int ingest_chunk(samen_plan *p, ingest_batch *b, ingest_verifier **v, const char *path,
+                        samen_bundle_stats *stats, int *bad, char *badmsg, size_t badcap)
 {
 	int rc;
 	sqlite3_stmt *s = NULL;
-	if (b->n == 0)
-		return 0;
 	uint64_t record = 0;
-	if ((rc = ingest_verify(b, &record)) < 0) {
+	rc = ingest_verifier_finish(*v, &record);
+	*v = NULL;
+	if (rc < 0) {
 		if (rc != SAMEN_ESIG)
 			return rc;
 		*bad = rc;
 		snprintf(badmsg, badcap, "bundle %s: record %llu: %s", path, (unsigned long long)record,
 		         samen_error_last());
 	}
+	if (b->n == 0) /* nothing (left) to apply; keep reading with a verifier */
+		return ingest_verifier_start(v, b, CHUNK_CHANGES + 1);
 	if ((rc = plan_ingest(p, b)) < 0)
 		return rc;
 	stats->applied += b->nready;
@@ -336,7 +338,9 @@ static int ingest_chunk(samen_plan *p, ingest_batch *b, const char *path, samen_
 		         SAMEN_MAX_PENDING_BYTES >> 20);
 	}
 	ingest_free(b);
-	return ingest_init(b, p->id);
+	if ((rc = ingest_init(b, p->id)) < 0)
+		return rc;
+	return ingest_verifier_start(v, b, CHUNK_CHANGES + 1);
 }
 
 int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats *stats)
@@ -346,6 +350,7 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 	samen_plan *p = NULL;
 	ingest_batch b;
 	bool binit = false, zinit = false;
+	ingest_verifier *verifier = NULL;
 	size_t chunk_bytes = 0;
 	uint64_t record = 0;
 	int rc = 0, bad = 0;
@@ -389,6 +394,9 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 	if ((rc = ingest_init(&b, plan)) < 0)
 		goto cleanup;
 	binit = true;
+	/* signatures are checked on the second core while the bundle is read */
+	if ((rc = ingest_verifier_start(&verifier, &b, CHUNK_CHANGES + 1)) < 0)
+		goto cleanup;
 	for (;;) {
 		uint64_t len;
 		uint8_t *bytes;
@@ -421,12 +429,13 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 		}
 		if (b.n > before)
 			b.items[b.n - 1].origin = record;
+		ingest_verifier_publish(verifier);
 		r.pos += len + 64;
 		stats->changes++;
 		/* decoded ops take more room than their bytes: count both */
 		chunk_bytes += len + (b.n > before ? (size_t)b.items[b.n - 1].ch.nops * sizeof(samen_op) : 0);
 		if (b.n >= CHUNK_CHANGES || chunk_bytes >= CHUNK_BYTES) {
-			if ((rc = ingest_chunk(p, &b, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
+			if ((rc = ingest_chunk(p, &b, &verifier, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
 				goto cleanup;
 			chunk_bytes = 0;
 			if (bad)
@@ -443,7 +452,7 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 		snprintf(badmsg, sizeof(badmsg), "%s", samen_error_last());
 	}
 	/* Keep the good records before a bad one: each is signed and verified. */
-	if ((rc = ingest_chunk(p, &b, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
+	if ((rc = ingest_chunk(p, &b, &verifier, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
 		goto cleanup;
 	if (bad) {
 		rc = samen_error_set(bad, "%s; %llu changes before it were verified and imported, nothing after it",
@@ -451,6 +460,7 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 	}
 	stats->bytes = (uint64_t)ftell(r.f);
 cleanup:
+	ingest_verifier_finish(verifier, NULL); /* on early exits: stop the thread */
 	if (binit)
 		ingest_free(&b);
 	if (zinit)
