@@ -5,20 +5,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A keyed folded-multiply hash (the construction of wyhash and aHash's
+ * fallback): each 8-byte word is mixed with secret random words and folded
+ * through a 64x64->128-bit multiply. The secret comes from libsodium's
+ * CSPRNG per map, so colliding keys cannot be computed in advance; it is
+ * several times faster than SipHash-2-4, which showed up in merge profiles. */
+static inline uint64_t fold_mul(uint64_t a, uint64_t b)
+{
+	__uint128_t r = (__uint128_t)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
 static uint64_t hash_key(const hmap *m, const void *key)
 {
-	uint8_t h[crypto_shorthash_BYTES];
-	uint64_t v;
-	crypto_shorthash(h, key, m->keylen, m->sipkey);
-	memcpy(&v, h, sizeof(v));
-	return v;
+	const uint8_t *p = key;
+	uint64_t k0, k1, h, w;
+	size_t n = m->keylen;
+	memcpy(&k0, m->secret, 8);
+	memcpy(&k1, m->secret + 8, 8);
+	h = k0 ^ (uint64_t)n;
+	for (; n >= 8; n -= 8, p += 8) {
+		memcpy(&w, p, 8);
+		h = fold_mul(h ^ w, k1 | 1);
+	}
+	if (n) {
+		w = 0;
+		memcpy(&w, p, n);
+		h = fold_mul(h ^ w, k1 | 1);
+	}
+	return fold_mul(h ^ k0, 0x9e3779b97f4a7c15ull);
 }
 
 int hmap_init(hmap *m, size_t keylen)
 {
 	memset(m, 0, sizeof(*m));
 	m->keylen = keylen;
-	randombytes_buf(m->sipkey, sizeof(m->sipkey));
+	randombytes_buf(m->secret, sizeof(m->secret));
 	return 0;
 }
 

@@ -2,8 +2,8 @@
  * hmap.h - an open-addressing hash map from fixed-size byte keys to uint64.
  *
  * Keys come from untrusted input (change ids, device keys), so the hash is
- * keyed SipHash (libsodium's crypto_shorthash) with a random key per map:
- * nobody can precompute colliding keys. The table stays at most 3/4 full.
+ * keyed with a random secret per map (see hmap.c): nobody can precompute
+ * colliding keys. The table stays at most 3/4 full.
  */
 #ifndef SAMEN_CORE_HMAP_H
 #define SAMEN_CORE_HMAP_H
@@ -16,7 +16,7 @@ typedef struct {
 	uint64_t *vals;
 	uint8_t *used;
 	size_t cap, count, keylen;
-	uint8_t sipkey[16];
+	uint8_t secret[16];
 } hmap;
 
 int hmap_init(hmap *m, size_t keylen);
