@@ -461,27 +461,6 @@ int ingest_add_unverified(ingest_batch *b, uint8_t *bytes, size_t len, const uin
 	return add_item(b, bytes, len, sig, false);
 }
 
-typedef struct {
-	ingest_batch *b;
-	size_t from, step;
-	size_t first_bad;         /* b->n when none */
-} verify_job;
-
-static void *verify_range(void *arg)
-{
-	verify_job *j = arg;
-	for (size_t i = j->from; i < j->b->n && i < j->first_bad; i += j->step) {
-		ingest_item *it = &j->b->items[i];
-		if (it->verified)
-			continue;
-		if (change_verify(it->sig, it->bytes, it->len, it->ch.author) < 0)
-			j->first_bad = i;
-		else
-			it->verified = true;
-	}
-	return NULL;
-}
-
 /* Drop the bad change at index bad and everything added after it (what came
  * before stays), and say which change it was. */
 static int drop_from_bad(ingest_batch *b, size_t bad, uint64_t *bad_origin)
@@ -503,24 +482,6 @@ static int drop_from_bad(ingest_batch *b, size_t bad, uint64_t *bad_origin)
 		if (hmap_put(&b->byid, b->items[i].id, i) < 0)
 			return SAMEN_ENOMEM;
 	return SAMEN_ESIG;
-}
-
-/* Ed25519 verification dominates reading a bundle; this machine class has
- * two cores, so the items are split between this thread and one more. */
-int ingest_verify(ingest_batch *b, uint64_t *bad_origin)
-{
-	verify_job jobs[2] = {{b, 0, 2, b->n}, {b, 1, 2, b->n}};
-	pthread_t t;
-	bool threaded = b->n >= 16 && pthread_create(&t, NULL, verify_range, &jobs[1]) == 0;
-	size_t bad;
-
-	if (!threaded)
-		jobs[0].step = 1;
-	verify_range(&jobs[0]);
-	if (threaded)
-		pthread_join(t, NULL);
-	bad = jobs[0].first_bad < jobs[1].first_bad ? jobs[0].first_bad : jobs[1].first_bad;
-	return bad >= b->n ? 0 : drop_from_bad(b, bad, bad_origin);
 }
 
 /* Verifying while reading: a second thread checks each change as soon as

@@ -71,18 +71,14 @@ void ingest_free(ingest_batch *b);
  * SAMEN_ESIG / SAMEN_EINVAL (wrong plan) with the reason; a failed change is
  * not added. */
 int ingest_add(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64]);
-/* Like ingest_add(), but leaves the signature to ingest_verify(), which
- * checks many at once on two threads. */
+/* Like ingest_add(), but leaves the signature to an ingest_verifier. */
 int ingest_add_unverified(ingest_batch *b, uint8_t *bytes, size_t len, const uint8_t sig[64]);
-/* Verify every unverified item. On a bad signature, the first bad item and
- * everything added after it are dropped (what came before stays),
- * *bad_origin receives that item's origin and SAMEN_ESIG is returned naming
- * the change. */
-int ingest_verify(ingest_batch *b, uint64_t *bad_origin);
 /* Verification in the background while a reader adds items: start it
  * (reserving room for `reserve` items, which must not be exceeded), publish
- * after each ingest_add_unverified(), and finish before using the batch;
- * finish has ingest_verify()'s result and semantics and frees v. */
+ * after each ingest_add_unverified(), and finish before using the batch.
+ * Finish verifies what is left, frees v, and on a bad signature drops that
+ * change and everything added after it (what came before stays), sets
+ * *bad_origin to its origin and returns SAMEN_ESIG naming the change. */
 typedef struct ingest_verifier ingest_verifier;
 int ingest_verifier_start(ingest_verifier **out, ingest_batch *b, size_t reserve);
 void ingest_verifier_publish(ingest_verifier *v);
