@@ -38,22 +38,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-typedef struct {
-	uint64_t s;
-} rng;
-
-static uint64_t rnd(rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ull;
-}
-
-static uint32_t below(rng *r, uint32_t n)
-{
-	return n ? (uint32_t)(rnd(r) % n) : 0;
-}
 
 static int chance(rng *r, int percent)
 {

@@ -45,22 +45,6 @@
 #define TIME_LIMIT_S 60
 #define CHILD_LIMIT_MS 3000
 
-typedef struct {
-	uint64_t s;
-} rng;
-
-static uint64_t rnd(rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ull;
-}
-
-static uint32_t below(rng *r, uint32_t n)
-{
-	return n ? (uint32_t)(rnd(r) % n) : 0;
-}
 
 static double now_ms(void)
 {

@@ -17,4 +17,23 @@ void tu_rmtree(const char *path);
 uint8_t *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *buf, size_t len);
 
+/* A small seeded generator (xorshift64*), so random tests repeat exactly
+ * for a seed. The seed must not be 0. */
+typedef struct {
+	uint64_t s;
+} rng;
+
+static inline uint64_t rnd(rng *r)
+{
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 2685821657736338717ull;
+}
+
+static inline uint32_t below(rng *r, uint32_t n)
+{
+	return n ? (uint32_t)(rnd(r) % n) : 0;
+}
+
 #endif
