@@ -24,12 +24,14 @@ static int decode_fail(mpr *r, const char *what)
 
 static int decode_op(mpr *r, samen_change *c, samen_op *op)
 {
-	uint32_t n;
+	uint32_t n = 0;
 	uint64_t kind, v;
 	const uint8_t *b;
 
-	if (mpr_array(r, &n, 5) < 0 || n < 1)
-		return n < 1 && !r->failed ? mpr_fail(r, "empty op") : -1;
+	if (mpr_array(r, &n, 5) < 0)
+		return -1;
+	if (n < 1)
+		return mpr_fail(r, "empty op");
 	if (mpr_uint(r, &kind) < 0)
 		return -1;
 	op->kind = (uint8_t)kind;

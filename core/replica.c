@@ -44,7 +44,6 @@
 enum {
 	ST_CHANGE_BY_ID,
 	ST_CHANGE_INSERT,
-	ST_DEV_BY_KEY,
 	ST_DEV_INSERT,
 	ST_HEAD_DELETE,
 	ST_HEAD_INSERT,
@@ -69,7 +68,6 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CHANGE_BY_ID] = "SELECT rowid, devno, seq, lamport, vv, commit_oid, ctr_end FROM changes WHERE id = ?",
 	[ST_CHANGE_INSERT] = "INSERT INTO changes(id, devno, seq, lamport, time, name, nops, commit_oid, verdict, reason, vv, ctr_end, body, sig)"
 	                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-	[ST_DEV_BY_KEY] = "SELECT devno FROM devs WHERE key = ?",
 	[ST_DEV_INSERT] = "INSERT INTO devs(key) VALUES (?)",
 	[ST_HEAD_DELETE] = "DELETE FROM heads WHERE change = ?",
 	[ST_HEAD_INSERT] = "INSERT OR IGNORE INTO heads(change) VALUES (?)",
@@ -762,20 +760,6 @@ int replica_change_commit(replica *r, const uint8_t id[32], uint8_t commit[20])
 		return SAMEN_ENOTFOUND;
 	memcpy(commit, sqlite3_column_blob(s, 5), 20);
 	return 0;
-}
-
-uint64_t replica_device_seq(replica *r, const uint8_t key[32])
-{
-	sqlite3_stmt *s = NULL;
-	uint64_t seq = 0;
-	if (sqlite3_prepare_v2(r->db, "SELECT max(c.seq) FROM changes c JOIN devs d ON d.devno = c.devno WHERE d.key = ?",
-	                       -1, &s, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_blob(s, 1, key, 32, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		seq = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return seq;
 }
 
 /* --- ordering ----------------------------------------------------------------- */

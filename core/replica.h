@@ -108,8 +108,6 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 /* Commit of an applied change (SAMEN_ENOTFOUND if none). */
 int replica_change_commit(replica *r, const uint8_t id[32], uint8_t commit[20]);
 bool replica_has_change(replica *r, const uint8_t id[32]);
-/* Highest seq applied for a device key (0 if none). */
-uint64_t replica_device_seq(replica *r, const uint8_t key[32]);
 
 /* What a new local change by author builds on. heads is malloc'ed (32 bytes
  * each). */
