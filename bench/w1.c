@@ -338,7 +338,6 @@ int main(int argc, char **argv)
 
 	/* incremental: one more change with one update on device 0 */
 	char *vv3 = NULL;
-	double ti0 = now();
 	{
 		samen_edit *e = NULL;
 		rnd_value(1, val);
@@ -357,7 +356,6 @@ int main(int argc, char **argv)
 	pl[3] = NULL;
 	import_bundle(st[3], path);
 	double incr_ms = (now() - ti1) * 1000;
-	(void)ti0;
 
 	/* everyone syncs with everyone */
 	for (int d = 0; d < 3; d++)
