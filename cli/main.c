@@ -4,8 +4,7 @@
  * Exit codes: 0 success, 1 error (the message says what was wrong), 2 usage.
  * Every command takes --json for scripts, --store DIR and --plan ID|NAME.
  */
-#include "cli/json.h"
-#include "samen/samen.h"
+#include "cli/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-
-typedef struct {
-	const char *store;
-	const char *plan;
-	int json;
-	int argc;
-	char **argv;            /* positional arguments and command options */
-} cli;
-
-static const char usage_text[] =
+const char usage_text[] =
 	"usage: samen [--store DIR] [--plan ID|NAME] [--json] COMMAND [ARGS]\n"
 	"\n"
 	"  init [--name NAME]              create the store and this device's key\n"
@@ -44,89 +33,6 @@ static const char usage_text[] =
 	"  check                           verify replica against history; print state hash\n"
 	"  rebuild                         recreate the replica from the history\n"
 	"  gc                              repack the history into one compressed pack\n";
-
-/* The last usage message, so that --json can report it too (the command
- * line is single-threaded; the library keeps no such state). */
-static char usage_msg[256];
-
-static int usage(const char *msg)
-{
-	snprintf(usage_msg, sizeof(usage_msg), "%s", msg ? msg : "no command given");
-	if (msg)
-		fprintf(stderr, "samen: %s\n(samen --help lists every command)\n", msg);
-	else
-		fputs(usage_text, stderr);
-	return EXIT_USAGE;
-}
-
-static int fail(const cli *c, const char *what)
-{
-	const char *msg = samen_error_last();
-	if (c->json) {
-		int first = 1;
-		printf("{");
-		json_kv_bool(stdout, &first, "ok", 0);
-		json_kv_str(stdout, &first, "error", msg[0] ? msg : what);
-		printf("}\n");
-	}
-	fprintf(stderr, "samen: %s%s%s\n", what ? what : "", what && msg[0] ? ": " : "", msg);
-	return 1;
-}
-
-/* Take "--name VALUE" out of the arguments; returns VALUE or NULL. */
-static const char *take_opt(cli *c, const char *name)
-{
-	for (int i = 0; i < c->argc; i++) {
-		if (strcmp(c->argv[i], name) == 0 && i + 1 < c->argc) {
-			const char *v = c->argv[i + 1];
-			memmove(&c->argv[i], &c->argv[i + 2], (size_t)(c->argc - i - 2) * sizeof(char *));
-			c->argc -= 2;
-			return v;
-		}
-	}
-	return NULL;
-}
-
-static int no_more_opts(const cli *c)
-{
-	for (int i = 0; i < c->argc; i++)
-		if (strncmp(c->argv[i], "--", 2) == 0 && c->argv[i][2]) {
-			char msg[256];
-			snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", c->argv[i]);
-			return usage(msg);
-		}
-	return 0;
-}
-
-static int open_store(const cli *c, samen_store **s)
-{
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	o.path = c->store;
-	return samen_store_open(s, &o);
-}
-
-static int open_plan(const cli *c, samen_store **s, samen_plan **p)
-{
-	int rc;
-	*p = NULL;
-	if ((rc = open_store(c, s)) < 0)
-		return rc;
-	if ((rc = samen_plan_open(p, *s, c->plan)) < 0) {
-		samen_store_free(*s);
-		*s = NULL;
-	}
-	return rc;
-}
-
-static void fmt_time(char *buf, size_t cap, int64_t t)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	if (gmtime_r(&tt, &tm))
-		strftime(buf, cap, "%Y-%m-%d %H:%M", &tm);
-	else
-		snprintf(buf, cap, "%lld", (long long)t);
-}
 
 /* --- init, id, plan ------------------------------------------------------------ */
 

@@ -1,0 +1,41 @@
+/* cli.h - what the command line's files share. */
+#ifndef SAMEN_CLI_CLI_H
+#define SAMEN_CLI_CLI_H
+
+#include "cli/json.h"
+#include "samen/samen.h"
+
+#include <stdio.h>
+
+#define EXIT_USAGE 2
+
+typedef struct {
+	const char *store;
+	const char *plan;
+	int json;
+	int argc;
+	char **argv;            /* positional arguments and command options */
+} cli;
+
+/* The last usage message, so that --json can report it too (the command
+ * line is single-threaded; the library keeps no such state). */
+extern char usage_msg[256];
+extern const char usage_text[];
+
+/* Report a usage error (msg NULL: print the usage text); returns EXIT_USAGE. */
+int usage(const char *msg);
+/* Report the library's last error after what; returns 1. */
+int fail(const cli *c, const char *what);
+/* Take "--name VALUE" out of the arguments; returns VALUE or NULL. */
+const char *take_opt(cli *c, const char *name);
+/* A usage error when an unknown "--option" is left; else 0. */
+int no_more_opts(const cli *c);
+int open_store(const cli *c, samen_store **s);
+/* Open the store and the plan --plan names (or the only one). */
+int open_plan(const cli *c, samen_store **s, samen_plan **p);
+/* "YYYY-MM-DD HH:MM" in UTC. */
+void fmt_time(char *buf, size_t cap, int64_t t);
+
+/* Command groups in their own files (cli/cmd_*.c). */
+
+#endif

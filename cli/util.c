@@ -1,0 +1,86 @@
+/* util.c - what every command of the command line shares. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+char usage_msg[256];
+
+int usage(const char *msg)
+{
+	snprintf(usage_msg, sizeof(usage_msg), "%s", msg ? msg : "no command given");
+	if (msg)
+		fprintf(stderr, "samen: %s\n(samen --help lists every command)\n", msg);
+	else
+		fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+int fail(const cli *c, const char *what)
+{
+	const char *msg = samen_error_last();
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 0);
+		json_kv_str(stdout, &first, "error", msg[0] ? msg : what);
+		printf("}\n");
+	}
+	fprintf(stderr, "samen: %s%s%s\n", what ? what : "", what && msg[0] ? ": " : "", msg);
+	return 1;
+}
+
+const char *take_opt(cli *c, const char *name)
+{
+	for (int i = 0; i < c->argc; i++) {
+		if (strcmp(c->argv[i], name) == 0 && i + 1 < c->argc) {
+			const char *v = c->argv[i + 1];
+			memmove(&c->argv[i], &c->argv[i + 2], (size_t)(c->argc - i - 2) * sizeof(char *));
+			c->argc -= 2;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+int no_more_opts(const cli *c)
+{
+	for (int i = 0; i < c->argc; i++)
+		if (strncmp(c->argv[i], "--", 2) == 0 && c->argv[i][2]) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", c->argv[i]);
+			return usage(msg);
+		}
+	return 0;
+}
+
+int open_store(const cli *c, samen_store **s)
+{
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	o.path = c->store;
+	return samen_store_open(s, &o);
+}
+
+int open_plan(const cli *c, samen_store **s, samen_plan **p)
+{
+	int rc;
+	*p = NULL;
+	if ((rc = open_store(c, s)) < 0)
+		return rc;
+	if ((rc = samen_plan_open(p, *s, c->plan)) < 0) {
+		samen_store_free(*s);
+		*s = NULL;
+	}
+	return rc;
+}
+
+void fmt_time(char *buf, size_t cap, int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm))
+		strftime(buf, cap, "%Y-%m-%d %H:%M", &tm);
+	else
+		snprintf(buf, cap, "%lld", (long long)t);
+}
