@@ -37,5 +37,9 @@ int open_plan(const cli *c, samen_store **s, samen_plan **p);
 void fmt_time(char *buf, size_t cap, int64_t t);
 
 /* Command groups in their own files (cli/cmd_*.c). */
+int cmd_serve(cli *c);     /* cmd_peer.c */
+int cmd_sync(cli *c);
+/* The per-peer part of `status`: JSON array items or lines. */
+void print_peers(const cli *c, samen_plan *p);
 
 #endif

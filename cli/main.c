@@ -28,6 +28,9 @@ const char usage_text[] =
 	"  resolve GOAL FIELD [VALUE]      settle a conflict (no VALUE: keep the shown one)\n"
 	"  member add NAME --device KEY | member list\n"
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
+	"  serve [--listen ADDRESS:PORT]   serve every plan of this store to its members\n"
+	"                                  (default 127.0.0.1:7337; --max-connections N)\n"
+	"  sync tcp://HOST:PORT            exchange changes of one plan with a server\n"
 	"  vv                              this plan's version vector (for --since)\n"
 	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
@@ -852,7 +855,9 @@ static int cmd_status(cli *c)
 		json_kv_str(stdout, &first, "last_change", st.last_change[0] ? st.last_change : NULL);
 		json_kv_str(stdout, &first, "last_author", st.last_change[0] ? st.last_author : NULL);
 		json_kv_int(stdout, &first, "last_time", st.last_time);
-		printf("}\n");
+		printf(",\"peers\":[");
+		print_peers(c, p);
+		printf("]}\n");
 	} else {
 		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
 		printf("this device (%.16s) %s\n", samen_store_device_key(s),
@@ -868,6 +873,7 @@ static int cmd_status(cli *c)
 		if (st.evidence)
 			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
 			       (long long)st.evidence);
+		print_peers(c, p);
 	}
 	samen_plan_free(p);
 	samen_store_free(s);
@@ -971,6 +977,7 @@ static const struct {
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
+	{"serve", cmd_serve},  {"sync", cmd_sync},
 };
 
 int main(int argc, char **argv)

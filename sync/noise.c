@@ -238,14 +238,17 @@ static bool my_turn(const noise_handshake *hs)
 int noise_write_message(noise_handshake *hs, const uint8_t *payload, size_t payload_len, uint8_t *out,
                         size_t cap, size_t *out_len)
 {
-	size_t pos = 0, n = 0;
+	size_t pos = 0, n = 0, need;
 	int rc = 0;
-	/* the longest message (2) carries e, encrypted s, payload and tag */
-	size_t need = NOISE_DHLEN + NOISE_DHLEN + NOISE_TAGLEN + payload_len + NOISE_TAGLEN;
 
 	*out_len = 0;
 	if (hs->failed || hs->step >= 3 || !my_turn(hs))
 		return samen_error_set(SAMEN_EINVAL, "noise: not this side's turn to write");
+	/* message 1 is e and a clear payload; 2 adds an encrypted s and tags;
+	 * 3 is an encrypted s and an encrypted payload */
+	need = hs->step == 0 ? NOISE_DHLEN + payload_len
+	     : hs->step == 1 ? 2 * NOISE_DHLEN + 2 * NOISE_TAGLEN + payload_len
+	                     : NOISE_DHLEN + 2 * NOISE_TAGLEN + payload_len;
 	if (need > cap || need > NOISE_MAX_MESSAGE)
 		return samen_error_set(SAMEN_ELIMIT, "noise: handshake message too large");
 	switch (hs->step) {
