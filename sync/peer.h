@@ -25,6 +25,9 @@
 #define PEER_VV_ENTRY 72                                   /* key, seq, change id */
 #define PEER_VV_PER_MSG ((PEER_MAX_PLAIN - 3 - 1) / PEER_VV_ENTRY)
 #define PEER_MAX_ERROR_TEXT 400
+/* changes travel in pieces of this size: a frame is only usable once it is
+ * whole and authenticated, so smaller pieces mean less lost on a cut */
+#define PEER_CHANGES_PIECE 16384
 /* received changes are applied in chunks, so a dropped line loses little
  * and memory stays bounded */
 #define PEER_CHUNK_CHANGES 2000

@@ -339,7 +339,8 @@ static int exchange(client *c, const samen_sync_options *o, peer_session *s, sam
 			continue;
 		}
 		if (type == PEER_MSG_DONE && len == 16 && peer_session_between_records(s)) {
-			st->forks += peer_get64(body + 8);
+			/* the server's count of the same comparison, from its side */
+			st->forks = peer_get64(body + 8);
 			break;
 		}
 		rc = samen_error_set(SAMEN_EDECODE, "%s: unexpected message %u from the server", c->where, type);
@@ -349,7 +350,7 @@ static int exchange(client *c, const samen_sync_options *o, peer_session *s, sam
 		goto cleanup;
 	/* ours, then DONE */
 	for (;;) {
-		if ((rc = peer_session_next_changes(s, buf, PEER_MAX_PLAIN - 1, &len)) < 0)
+		if ((rc = peer_session_next_changes(s, buf, PEER_CHANGES_PIECE, &len)) < 0)
 			goto cleanup;
 		if (len == 0)
 			break;
@@ -422,7 +423,8 @@ cleanup:
 		st->applied = s.applied;
 		st->sent = s.sent;
 		st->pending = s.pending;
-		st->forks += s.forks;
+		if (s.forks > st->forks)
+			st->forks = s.forks;
 		snprintf(st->fork_msg, sizeof(st->fork_msg), "%s", s.fork_msg);
 		st->behind = s.expect_in > s.received ? s.expect_in - s.received : 0;
 		st->ahead = rc == 0 ? 0 : (uint64_t)(s.nrowids - (s.sent ? s.sent - 1 : 0));

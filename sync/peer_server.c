@@ -276,7 +276,6 @@ static void fail_conn(conn *c, uint8_t code, const char *msg)
 static void produce(conn *c)
 {
 	uint8_t *body = c->srv->frame + PEER_FRAME_HEADER + 1; /* room left by peer_seal's layout */
-	static const size_t piece = PEER_MAX_PLAIN - 1;
 	uint8_t done[16];
 	size_t len;
 	bool last;
@@ -289,7 +288,7 @@ static void produce(conn *c)
 			c->vv_sent = last;
 			continue;
 		}
-		if ((rc = peer_session_next_changes(&c->sess, body, piece, &len)) < 0)
+		if ((rc = peer_session_next_changes(&c->sess, body, PEER_CHANGES_PIECE, &len)) < 0)
 			break;
 		if (len > 0) {
 			rc = write_msg(c, PEER_MSG_CHANGES, body, len);
