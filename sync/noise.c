@@ -88,7 +88,8 @@ static int cipher_encrypt_ad(noise_cipher *c, const uint8_t *ad, size_t ad_len, 
 	uint8_t nonce[12];
 	unsigned long long clen = 0;
 	if (!c->has_key) {
-		memmove(out, plain, len);
+		if (len)
+			memmove(out, plain, len);
 		*out_len = len;
 		return 0;
 	}
@@ -107,7 +108,8 @@ static int cipher_decrypt_ad(noise_cipher *c, const uint8_t *ad, size_t ad_len, 
 	uint8_t nonce[12];
 	unsigned long long plen = 0;
 	if (!c->has_key) {
-		memmove(out, cipher, len);
+		if (len)
+			memmove(out, cipher, len);
 		*out_len = len;
 		return 0;
 	}
