@@ -4,6 +4,10 @@
  *
  *   bench_w1 [--updates U] [--dir DIR] [--keep]
  *
+ * At the end, peer_bench() measures the peer protocol on loopback: a fresh
+ * replica receiving everything from `samen serve`, then one new change
+ * after that full sync (bytes counted on the client's socket).
+ *
  * Everything is real: signed changes, each device's own history and replica,
  * bundles as the transport. The merge runs in a child process (this same
  * binary, --merge) so its peak RSS is the merge's alone, measured by wait4.
@@ -15,6 +19,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +177,80 @@ static double baseline(const char *dir, long rows)
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	return rows / t;
+}
+
+
+/* --- the peer protocol on loopback ------------------------------------------------ */
+
+typedef struct {
+	uint64_t full_bytes, full_changes, incr_bytes, incr_changes;
+	double full_s, incr_ms;
+} peer_result;
+
+static void *serve_thread(void *arg)
+{
+	samen_server_run(arg, 0);
+	return NULL;
+}
+
+/* A fresh replica of a new member device clones the plan from a server on
+ * `server`'s store, then one change is made there and synced. */
+static void peer_bench(const char *dir, samen_store *server, peer_result *r)
+{
+	samen_serve_options so = SAMEN_SERVE_OPTIONS_INIT;
+	samen_sync_options co = SAMEN_SYNC_OPTIONS_INIT;
+	samen_sync_stats ss;
+	samen_server *srv = NULL;
+	samen_store *fresh;
+	samen_plan *p = NULL;
+	samen_edit *e = NULL;
+	pthread_t thread;
+	char path[4200], url[64], plan[33], val[200];
+	double t0;
+
+	snprintf(path, sizeof(path), "%s/peer-fresh", dir);
+	fresh = store_at(path, "PeerFresh");
+	if (samen_plan_open(&p, server, NULL) < 0 || samen_edit_begin(&e, p) < 0 ||
+	    samen_edit_member_add(e, samen_store_device_key(fresh), "PeerFresh") < 0 || samen_edit_commit(e, NULL) < 0)
+		die("peer member");
+	samen_edit_free(e);
+	snprintf(plan, sizeof(plan), "%s", samen_plan_id(p));
+	samen_plan_free(p);
+	so.listen = "127.0.0.1:0";
+	if (samen_server_new(&srv, server, &so) < 0)
+		die("serve");
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", samen_server_port(srv));
+	if (pthread_create(&thread, NULL, serve_thread, srv) != 0)
+		die("thread");
+	co.plan = plan;
+	t0 = now();
+	if (samen_peer_sync(fresh, url, &co, &ss) < 0)
+		die("peer full sync");
+	r->full_s = now() - t0;
+	r->full_bytes = ss.bytes_in + ss.bytes_out;
+	r->full_changes = ss.applied;
+	/* one new change on the server's side; the server is idle meanwhile */
+	rnd_value(1, val);
+	if (samen_plan_open(&p, server, NULL) < 0 || samen_edit_begin(&e, p) < 0)
+		die("peer incremental edit");
+	{
+		char uid[17];
+		if (samen_edit_create(e, "goal", uid) < 0 || samen_edit_set(e, uid, "title", val) < 0 ||
+		    samen_edit_commit(e, NULL) < 0)
+			die("peer incremental edit");
+	}
+	samen_edit_free(e);
+	samen_plan_free(p);
+	t0 = now();
+	if (samen_peer_sync(fresh, url, &co, &ss) < 0)
+		die("peer incremental sync");
+	r->incr_ms = (now() - t0) * 1000;
+	r->incr_bytes = ss.bytes_in + ss.bytes_out;
+	r->incr_changes = ss.applied;
+	samen_server_stop(srv);
+	pthread_join(thread, NULL);
+	samen_server_free(srv);
+	samen_store_free(fresh);
 }
 
 int main(int argc, char **argv)
@@ -376,15 +455,22 @@ int main(int argc, char **argv)
 			equal = 0;
 	}
 
+	peer_result peer;
+	fprintf(stderr, "w1: peer protocol: a fresh replica, then one change\n");
+	peer_bench(dir, st[0], &peer);
+
 	double merge_ups = total / merge_s;
 	printf("{\"workload\":\"W1\",\"U\":%ld,\"total_updates\":%ld,\"merge_s\":%.3f,\"merge_updates_per_s\":%.0f,"
 	       "\"baseline_rows_per_s\":%.0f,\"merge_vs_baseline\":%.3f,\"wire_bytes\":%" PRIu64
 	       ",\"wire_bytes_per_update\":%.2f,\"history_bytes_per_update\":%.2f,\"replica_bytes\":%" PRIu64
 	       ",\"open_ms\":%.1f,\"goals_listed\":%ld,\"peak_rss_mb\":%.1f,\"conflicts\":%lld,\"incr_bytes\":%" PRIu64
-	       ",\"incr_ms\":%.1f,\"incr_transport\":\"bundle\",\"state_hashes_equal\":%s}\n",
+	       ",\"incr_ms\":%.1f,\"incr_transport\":\"bundle\",\"state_hashes_equal\":%s,\"peer_full_changes\":%" PRIu64
+	       ",\"peer_full_bytes\":%" PRIu64 ",\"peer_full_s\":%.3f,\"peer_incr_changes\":%" PRIu64
+	       ",\"peer_incr_bytes\":%" PRIu64 ",\"peer_incr_ms\":%.1f}\n",
 	       U, total, merge_s, merge_ups, base_rows_s, merge_ups / base_rows_s, wire, (double)wire / total,
 	       (double)hist_bytes / total, replica_bytes, open_ms, listed, peak_kb / 1024.0, (long long)cr.conflicts,
-	       incr_bytes, incr_ms, equal ? "true" : "false");
+	       incr_bytes, incr_ms, equal ? "true" : "false", peer.full_changes, peer.full_bytes, peer.full_s,
+	       peer.incr_changes, peer.incr_bytes, peer.incr_ms);
 	free(vv0);
 	free(vv3);
 	for (int d = 0; d < 4; d++)

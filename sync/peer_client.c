@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -206,6 +208,10 @@ static int connect_with_timeout(client *c, const char *url)
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
 		    (errno == EINPROGRESS && wait_fd(c, POLLOUT) == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 &&
 		     err == 0)) {
+			/* small frames back to back (message 3, then the vector):
+			 * Nagle plus delayed ACKs would hold the second for 40 ms */
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			rc = 0;
 			break;
 		}
@@ -277,11 +283,14 @@ static int open_or_clone(samen_store *store, const char *which, samen_plan **p, 
 {
 	uint8_t id[16];
 	int rc;
+	bool full_id = which && strlen(which) == 32 && sodium_hex2bin(id, 16, which, 32, NULL, NULL, NULL) == 0;
 	*cloned = false;
-	rc = samen_plan_open(p, store, which);
-	if (rc != SAMEN_ENOTFOUND || !which || strlen(which) != 32 ||
-	    sodium_hex2bin(id, 16, which, 32, NULL, NULL, NULL) != 0)
+	/* a full id opens its directory directly, without opening every plan
+	 * of the store to match names */
+	rc = full_id ? plan_open_dir(p, store, id, false) : samen_plan_open(p, store, which);
+	if (rc != SAMEN_ENOTFOUND || !full_id)
 		return rc;
+	samen_error_clear();
 	*cloned = true;
 	return plan_open_staged(p, store, id);
 }

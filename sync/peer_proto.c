@@ -123,6 +123,32 @@ static int read_peers_file(samen_plan *p, char **text)
 	return 0;
 }
 
+/* Written whole and renamed into place, but not fsynced: the file only
+ * informs `status`, and a crash may lose the newest line, never the plan. */
+static int write_peers_file(const char *path, const char *buf, size_t len)
+{
+	char *tmp = malloc(strlen(path) + 8);
+	FILE *f;
+	int rc = 0;
+	if (!tmp)
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	sprintf(tmp, "%s.tmp", path);
+	if (!(f = fopen(tmp, "wb"))) {
+		rc = samen_error_set(SAMEN_EIO, "cannot write %s: %s", tmp, strerror(errno));
+	} else {
+		if (fwrite(buf, 1, len, f) != len)
+			rc = samen_error_set(SAMEN_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		if (fclose(f) != 0 && rc == 0)
+			rc = samen_error_set(SAMEN_EIO, "cannot write %s: %s", tmp, strerror(errno));
+		if (rc == 0 && rename(tmp, path) != 0)
+			rc = samen_error_set(SAMEN_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+		if (rc < 0)
+			remove(tmp);
+	}
+	free(tmp);
+	return rc;
+}
+
 static bool parse_peer_line(const char *line, samen_peer_info *info, char dev[65], char addr[128])
 {
 	long long last, attempt, ahead, behind;
@@ -180,7 +206,7 @@ int peer_record(samen_plan *p, const uint8_t peer[32], const char *address, bool
 		last_sync = (int64_t)time(NULL);
 	len += (size_t)snprintf(out + len, 512, "%s %lld %lld %lld %lld %s\n", hex, (long long)last_sync,
 	                        (long long)time(NULL), (long long)ahead, (long long)behind, safe);
-	rc = write_file_atomic(path, out, len, 0600);
+	rc = write_peers_file(path, out, len);
 cleanup:
 	free(old);
 	free(out);

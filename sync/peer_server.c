@@ -461,13 +461,16 @@ static void on_message(conn *c, uint8_t *f, size_t len)
 		peer_put64(ack + 8, c->sess.applied);
 		peer_put64(ack + 16, c->sess.pending);
 		c->done_sent = true;
+		c->st = ST_CLOSING;
+		if (write_msg(c, PEER_MSG_ACK, ack, sizeof(ack)) < 0) {
+			conn_close(c, "write failed");
+			return;
+		}
+		/* after the ACK is on its way: the client need not wait for this */
 		peer_record(c->sp->plan, c->peer_key, c->addr, true, 0, 0);
 		conn_log(c, "synced plan %.8s…: sent %llu, received %llu (%llu new)", c->sp->plan->idhex,
 		         (unsigned long long)c->sess.sent, (unsigned long long)c->sess.received,
 		         (unsigned long long)c->sess.applied);
-		c->st = ST_CLOSING;
-		if (write_msg(c, PEER_MSG_ACK, ack, sizeof(ack)) < 0)
-			conn_close(c, "write failed");
 		return;
 	default:
 		break;
