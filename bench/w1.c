@@ -185,6 +185,7 @@ static double baseline(const char *dir, long rows)
 typedef struct {
 	uint64_t full_bytes, full_changes, incr_bytes, incr_changes;
 	double full_s, incr_ms;
+	int equal;               /* the fresh replica ends with the server's state */
 } peer_result;
 
 static void *serve_thread(void *arg)
@@ -250,6 +251,16 @@ static void peer_bench(const char *dir, samen_store *server, peer_result *r)
 	samen_server_stop(srv);
 	pthread_join(thread, NULL);
 	samen_server_free(srv);
+	{
+		char h1[65], h2[65];
+		if (samen_plan_open(&p, server, NULL) < 0 || samen_plan_state_hash(p, h1) < 0)
+			die("peer hash");
+		samen_plan_free(p);
+		if (samen_plan_open(&p, fresh, NULL) < 0 || samen_plan_state_hash(p, h2) < 0)
+			die("peer hash");
+		samen_plan_free(p);
+		r->equal = strcmp(h1, h2) == 0;
+	}
 	samen_store_free(fresh);
 }
 
@@ -466,11 +477,11 @@ int main(int argc, char **argv)
 	       ",\"open_ms\":%.1f,\"goals_listed\":%ld,\"peak_rss_mb\":%.1f,\"conflicts\":%lld,\"incr_bytes\":%" PRIu64
 	       ",\"incr_ms\":%.1f,\"incr_transport\":\"bundle\",\"state_hashes_equal\":%s,\"peer_full_changes\":%" PRIu64
 	       ",\"peer_full_bytes\":%" PRIu64 ",\"peer_full_s\":%.3f,\"peer_incr_changes\":%" PRIu64
-	       ",\"peer_incr_bytes\":%" PRIu64 ",\"peer_incr_ms\":%.1f}\n",
+	       ",\"peer_incr_bytes\":%" PRIu64 ",\"peer_incr_ms\":%.1f,\"peer_state_equal\":%s}\n",
 	       U, total, merge_s, merge_ups, base_rows_s, merge_ups / base_rows_s, wire, (double)wire / total,
 	       (double)hist_bytes / total, replica_bytes, open_ms, listed, peak_kb / 1024.0, (long long)cr.conflicts,
 	       incr_bytes, incr_ms, equal ? "true" : "false", peer.full_changes, peer.full_bytes, peer.full_s,
-	       peer.incr_changes, peer.incr_bytes, peer.incr_ms);
+	       peer.incr_changes, peer.incr_bytes, peer.incr_ms, peer.equal ? "true" : "false");
 	free(vv0);
 	free(vv3);
 	for (int d = 0; d < 4; d++)
@@ -482,5 +493,5 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "w1: kept %s\n", dir);
 	}
-	return equal ? 0 : 1;
+	return equal && peer.equal ? 0 : 1;
 }

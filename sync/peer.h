@@ -21,13 +21,14 @@
 #define PEER_FRAME_HEADER 4
 #define PEER_MAX_FRAME NOISE_MAX_MESSAGE                   /* ciphertext with its tag */
 #define PEER_MAX_PLAIN (PEER_MAX_FRAME - NOISE_TAGLEN)
-#define PEER_MAX_DEVICES 65536u
+#define PEER_MAX_DEVICES 4096u
 #define PEER_VV_ENTRY 72                                   /* key, seq, change id */
 #define PEER_VV_PER_MSG ((PEER_MAX_PLAIN - 3 - 1) / PEER_VV_ENTRY)
 #define PEER_MAX_ERROR_TEXT 400
 /* changes travel in pieces of this size: a frame is only usable once it is
  * whole and authenticated, so smaller pieces mean less lost on a cut */
 #define PEER_CHANGES_PIECE 16384
+#define PEER_SEND_BATCH 256
 /* received changes are applied in chunks, so a dropped line loses little
  * and memory stays bounded */
 #define PEER_CHUNK_CHANGES 2000
@@ -90,9 +91,18 @@ typedef struct {
 	peer_vv_entry *local_vv;
 	size_t nlocal_vv, local_vv_sent;
 	bool local_vv_done;
-	/* sending: rowids of the changes the peer lacks, in causal order */
-	int64_t *rowids;
-	size_t nrowids, next_rowid;
+	/* sending: a cursor over the changes table in rowid (causal) order,
+	 * from the first change the peer lacks; per device (devno) the seq
+	 * above which the peer lacks changes. Memory does not grow with the
+	 * history: candidates are read PEER_SEND_BATCH rows at a time. */
+	hmap send_above;                 /* devno (8 bytes) -> seq; absent: nothing to send */
+	bool send_init;
+	int64_t cursor;                  /* last rowid looked at */
+	bool cursor_done;
+	int64_t send_rows[PEER_SEND_BATCH];
+	size_t nsend_rows, next_send_row;
+	uint64_t to_send;                /* changes the peer lacks */
+	sqlite3_stmt *scan, *read_rec;
 	uint8_t *rec;                    /* the record being sent */
 	size_t rec_len, rec_pos;
 	uint64_t sent;

@@ -274,7 +274,7 @@ static void progress(const samen_sync_options *o, peer_session *s, samen_sync_st
 		return;
 	st->received = s->received;
 	st->sent = s->sent;
-	o->progress(st, s->expect_in, s->nrowids, o->payload);
+	o->progress(st, s->expect_in, s->to_send, o->payload);
 }
 
 /* Open the plan opts names; a full id not in this store starts a clone in
@@ -305,6 +305,19 @@ static int exchange(client *c, const samen_sync_options *o, peer_session *s, sam
 
 	if (!(buf = malloc(PEER_MAX_PLAIN))) /* bodies are built here, frames in c->frame */
 		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	/* a plan we hold goes only to its members: not even our vector before */
+	if (!cloned) {
+		if ((rc = peer_is_member(s->plan, server_key, &member)) < 0)
+			goto cleanup;
+		if (!member) {
+			char key[17];
+			sodium_bin2hex(key, sizeof(key), server_key, 8);
+			send_error(c, PEER_ERR_NOT_MEMBER, "the server's device is not a member of this plan");
+			rc = samen_error_set(SAMEN_EPERM, "%s: the server's device %s is not a member of plan %s; nothing"
+			                     " was exchanged", c->where, key, s->plan->idhex);
+			goto cleanup;
+		}
+	}
 	do {
 		if ((rc = peer_session_vv_message(s, buf, &len, &last)) < 0 ||
 		    (rc = write_msg(c, PEER_MSG_VV, buf, len)) < 0)
@@ -319,19 +332,6 @@ static int exchange(client *c, const samen_sync_options *o, peer_session *s, sam
 			goto cleanup;
 		}
 	} while (!last);
-	/* a plan we hold goes only to its members */
-	if (!cloned) {
-		if ((rc = peer_is_member(s->plan, server_key, &member)) < 0)
-			goto cleanup;
-		if (!member) {
-			char key[17];
-			sodium_bin2hex(key, sizeof(key), server_key, 8);
-			send_error(c, PEER_ERR_NOT_MEMBER, "the server's device is not a member of this plan");
-			rc = samen_error_set(SAMEN_EPERM, "%s: the server's device %s is not a member of plan %s; nothing"
-			                     " was exchanged", c->where, key, s->plan->idhex);
-			goto cleanup;
-		}
-	}
 	if ((rc = peer_session_plan(s)) < 0)
 		goto cleanup;
 	progress(o, s, st);
@@ -436,7 +436,8 @@ cleanup:
 			st->forks = s.forks;
 		snprintf(st->fork_msg, sizeof(st->fork_msg), "%s", s.fork_msg);
 		st->behind = s.expect_in > s.received ? s.expect_in - s.received : 0;
-		st->ahead = rc == 0 ? 0 : (uint64_t)(s.nrowids - (s.sent ? s.sent - 1 : 0));
+		/* the last record counted as sent may not have arrived */
+		st->ahead = rc == 0 ? 0 : s.to_send - (s.sent ? s.sent - 1 : 0);
 		if (handshaken) {
 			snprintf(saved, sizeof(saved), "%s", samen_error_last());
 			peer_record(p, server_key, url, rc == 0, (int64_t)st->ahead, (int64_t)st->behind);

@@ -252,7 +252,10 @@ void peer_session_free(peer_session *s)
 		ingest_free(&s->batch);
 	free(s->peer_vv);
 	free(s->local_vv);
-	free(s->rowids);
+	if (s->send_init)
+		hmap_free(&s->send_above);
+	sqlite3_finalize(s->scan);
+	sqlite3_finalize(s->read_rec);
 	free(s->rec);
 	free(s->body);
 	memset(s, 0, sizeof(*s));
@@ -361,6 +364,8 @@ int peer_session_take_vv(peer_session *s, const uint8_t *body, size_t len, bool 
 		return samen_error_set(SAMEN_ELIMIT, "peer's version vector has more than %u devices", PEER_MAX_DEVICES);
 	if (s->npeer_vv + n > s->cap_peer_vv) {
 		size_t nc = (s->npeer_vv + n) * 2;
+		if (nc > PEER_MAX_DEVICES)
+			nc = PEER_MAX_DEVICES;
 		void *a = realloc(s->peer_vv, nc * sizeof(*s->peer_vv));
 		if (!a)
 			return samen_error_set(SAMEN_ENOMEM, "out of memory");
@@ -383,31 +388,6 @@ int peer_session_take_vv(peer_session *s, const uint8_t *body, size_t len, bool 
 	return 0;
 }
 
-static int cmp_rowid(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int add_rowids(peer_session *s, sqlite3_stmt *after, int64_t devno, uint64_t seq, size_t *cap)
-{
-	sqlite3_reset(after);
-	sqlite3_bind_int64(after, 1, devno);
-	sqlite3_bind_int64(after, 2, (int64_t)seq);
-	while (sqlite3_step(after) == SQLITE_ROW) {
-		if (s->nrowids == *cap) {
-			size_t nc = *cap ? *cap * 2 : 256;
-			void *a = realloc(s->rowids, nc * sizeof(*s->rowids));
-			if (!a)
-				return samen_error_set(SAMEN_ENOMEM, "out of memory");
-			s->rowids = a;
-			*cap = nc;
-		}
-		s->rowids[s->nrowids++] = sqlite3_column_int64(after, 0);
-	}
-	return 0;
-}
-
 static void note_fork(peer_session *s, const peer_vv_entry *theirs, const uint8_t *ours)
 {
 	char key[17], a[17], b[17];
@@ -421,16 +401,43 @@ static void note_fork(peer_session *s, const peer_vv_entry *theirs, const uint8_
 	         (unsigned long long)theirs->seq, a, b);
 }
 
+/* The peer lacks device devno's changes above seq `above`: remember it, and
+ * move the start of the scan back to the first of them. */
+static int want_from(peer_session *s, sqlite3_stmt *first, int64_t devno, uint64_t above, uint64_t have)
+{
+	int rc;
+	uint8_t key[8];
+	memcpy(key, &devno, 8);
+	if ((rc = hmap_put(&s->send_above, key, above)) < 0)
+		return rc;
+	s->to_send += have - above;
+	sqlite3_reset(first);
+	sqlite3_bind_int64(first, 1, devno);
+	sqlite3_bind_int64(first, 2, (int64_t)above + 1);
+	if (sqlite3_step(first) == SQLITE_ROW) {
+		int64_t rowid = sqlite3_column_int64(first, 0);
+		if (s->cursor < 0 || rowid - 1 < s->cursor)
+			s->cursor = rowid - 1;
+	}
+	return 0;
+}
+
 int peer_session_plan(peer_session *s)
 {
 	sqlite3 *db = replica_db(s->plan->rep);
-	sqlite3_stmt *at = NULL, *after = NULL;
+	sqlite3_stmt *at = NULL, *first = NULL;
 	int64_t *devnos = NULL;
-	hmap theirs;
-	size_t cap = 0;
+	hmap theirs, mine;
 	int rc;
 
 	hmap_init(&theirs, 32);
+	hmap_init(&mine, 32);
+	if (!s->send_init) {
+		hmap_init(&s->send_above, 8);
+		s->send_init = true;
+	}
+	s->cursor = -1;
+	s->to_send = 0;
 	/* (re)load: the device numbers are needed, and a vector sent earlier
 	 * may be older than the replica now */
 	free(s->local_vv);
@@ -450,18 +457,20 @@ int peer_session_plan(peer_session *s)
 			goto cleanup;
 	}
 	if (sqlite3_prepare_v2(db, "SELECT id FROM changes WHERE devno = ? AND seq = ?", -1, &at, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT rowid FROM changes WHERE devno = ? AND seq > ?", -1, &after, NULL) !=
+	    sqlite3_prepare_v2(db, "SELECT rowid FROM changes WHERE devno = ? AND seq = ?", -1, &first, NULL) !=
 	        SQLITE_OK) {
 		rc = db_fail(s->plan, "choosing changes");
 		goto cleanup;
 	}
 	s->expect_in = 0;
 	for (size_t i = 0; i < s->nlocal_vv; i++) {
-		const peer_vv_entry *mine = &s->local_vv[i];
-		uint64_t *idx = hmap_get(&theirs, mine->key);
+		const peer_vv_entry *ours = &s->local_vv[i];
+		uint64_t *idx = hmap_get(&theirs, ours->key);
 		const peer_vv_entry *their = idx ? &s->peer_vv[*idx] : NULL;
 		uint64_t have = their ? their->seq : 0;
-		if (their && have <= mine->seq) {
+		if ((rc = hmap_put(&mine, ours->key, 1)) < 0)
+			goto cleanup;
+		if (their && have <= ours->seq) {
 			/* the peer's newest change of this device must be ours too */
 			sqlite3_reset(at);
 			sqlite3_bind_int64(at, 1, devnos[i]);
@@ -472,45 +481,69 @@ int peer_session_plan(peer_session *s)
 				continue;
 			}
 		}
-		if (their && have > mine->seq) {
-			s->expect_in += have - mine->seq; /* the peer checks the fork on its side */
-			continue;
-		}
-		if (have < mine->seq && (rc = add_rowids(s, after, devnos[i], have, &cap)) < 0)
+		if (have > ours->seq)
+			s->expect_in += have - ours->seq; /* the peer checks the fork on its side */
+		else if (have < ours->seq && (rc = want_from(s, first, devnos[i], have, ours->seq)) < 0)
 			goto cleanup;
 	}
 	/* devices only the peer knows */
-	{
-		hmap mine;
-		hmap_init(&mine, 32);
-		for (size_t i = 0; i < s->nlocal_vv && rc == 0; i++)
-			rc = hmap_put(&mine, s->local_vv[i].key, 1);
-		for (size_t i = 0; i < s->npeer_vv && rc == 0; i++)
-			if (!hmap_get(&mine, s->peer_vv[i].key))
-				s->expect_in += s->peer_vv[i].seq;
-		hmap_free(&mine);
-		if (rc < 0)
-			goto cleanup;
-	}
-	/* rowid order is the order of application here, which is causal */
-	if (s->nrowids > 1)
-		qsort(s->rowids, s->nrowids, sizeof(*s->rowids), cmp_rowid);
+	for (size_t i = 0; i < s->npeer_vv; i++)
+		if (!hmap_get(&mine, s->peer_vv[i].key))
+			s->expect_in += s->peer_vv[i].seq;
+	s->cursor_done = s->cursor < 0;
 	rc = 0;
 cleanup:
 	sqlite3_finalize(at);
-	sqlite3_finalize(after);
+	sqlite3_finalize(first);
 	free(devnos);
 	hmap_free(&theirs);
+	hmap_free(&mine);
 	return rc;
+}
+
+/* The next PEER_SEND_BATCH changes after the cursor that the peer lacks. */
+static int fill_batch(peer_session *s)
+{
+	sqlite3 *db = replica_db(s->plan->rep);
+	int rc = 0, rows = 0;
+	s->nsend_rows = s->next_send_row = 0;
+	if (!s->scan && sqlite3_prepare_v2(db, "SELECT rowid, devno, seq FROM changes WHERE rowid > ? ORDER BY rowid"
+	                                       " LIMIT 1024", -1, &s->scan, NULL) != SQLITE_OK)
+		return db_fail(s->plan, "choosing changes");
+	while (s->nsend_rows == 0 && !s->cursor_done) {
+		sqlite3_reset(s->scan);
+		sqlite3_bind_int64(s->scan, 1, s->cursor);
+		rows = 0;
+		while (s->nsend_rows < PEER_SEND_BATCH && (rc = sqlite3_step(s->scan)) == SQLITE_ROW) {
+			int64_t rowid = sqlite3_column_int64(s->scan, 0), devno = sqlite3_column_int64(s->scan, 1);
+			uint8_t key[8];
+			uint64_t *above;
+			rows++;
+			s->cursor = rowid;
+			memcpy(key, &devno, 8);
+			above = hmap_get(&s->send_above, key);
+			if (above && (uint64_t)sqlite3_column_int64(s->scan, 2) > *above)
+				s->send_rows[s->nsend_rows++] = rowid;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return db_fail(s->plan, "choosing changes");
+		if (rc == SQLITE_DONE && rows < 1024 && s->nsend_rows < PEER_SEND_BATCH)
+			s->cursor_done = true;
+	}
+	sqlite3_reset(s->scan);
+	return 0;
 }
 
 static int load_record(peer_session *s, int64_t rowid)
 {
 	sqlite3 *db = replica_db(s->plan->rep);
-	sqlite3_stmt *q = NULL;
+	sqlite3_stmt *q;
 	int rc = 0;
-	if (sqlite3_prepare_v2(db, "SELECT body, sig FROM changes WHERE rowid = ?", -1, &q, NULL) != SQLITE_OK)
+	if (!s->read_rec && sqlite3_prepare_v2(db, "SELECT body, sig FROM changes WHERE rowid = ?", -1, &s->read_rec,
+	                                       NULL) != SQLITE_OK)
 		return db_fail(s->plan, "reading a change");
+	q = s->read_rec;
+	sqlite3_reset(q);
 	sqlite3_bind_int64(q, 1, rowid);
 	if (sqlite3_step(q) != SQLITE_ROW || sqlite3_column_bytes(q, 1) != 64 || sqlite3_column_bytes(q, 0) <= 0 ||
 	    (size_t)sqlite3_column_bytes(q, 0) > SAMEN_MAX_CHANGE_BYTES) {
@@ -530,7 +563,7 @@ static int load_record(peer_session *s, int64_t rowid)
 	s->rec_len = 4 + len + 64;
 	s->rec_pos = 0;
 cleanup:
-	sqlite3_finalize(q);
+	sqlite3_reset(q);
 	return rc;
 }
 
@@ -540,9 +573,11 @@ int peer_session_next_changes(peer_session *s, uint8_t *buf, size_t cap, size_t 
 	int rc;
 	while (n < cap) {
 		if (s->rec_pos == s->rec_len) {
-			if (s->next_rowid == s->nrowids)
+			if (s->next_send_row == s->nsend_rows && (rc = fill_batch(s)) < 0)
+				return rc;
+			if (s->next_send_row == s->nsend_rows)
 				break;
-			if ((rc = load_record(s, s->rowids[s->next_rowid++])) < 0)
+			if ((rc = load_record(s, s->send_rows[s->next_send_row++])) < 0)
 				return rc;
 			s->sent++;
 		}

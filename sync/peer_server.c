@@ -173,7 +173,7 @@ static void conn_close(conn *c, const char *why)
 			if (peer_session_flush(&c->sess) < 0)
 				conn_log(c, "keeping what was received failed: %s", samen_error_last());
 			peer_record(c->sp->plan, c->peer_key, c->addr, false,
-			            (int64_t)(c->sess.nrowids - c->sess.next_rowid), behind);
+			            (int64_t)(c->sess.to_send - c->sess.sent), behind);
 		}
 		peer_session_free(&c->sess);
 		c->sess_init = false;
