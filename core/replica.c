@@ -302,13 +302,26 @@ int replica_begin(replica *r)
 	return sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_error(r, "begin");
 }
 
+/* A cached statement left on a row keeps a read transaction open after
+ * COMMIT; while one is open SQLite can never checkpoint the WAL, which then
+ * grows with every write and is re-read at every open. So every cached
+ * statement is reset when a transaction ends. */
+static void reset_cached(replica *r)
+{
+	for (int i = 0; i < ST__COUNT; i++)
+		if (r->st[i])
+			sqlite3_reset(r->st[i]);
+}
+
 int replica_commit(replica *r)
 {
+	reset_cached(r);
 	return sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_error(r, "commit");
 }
 
 void replica_rollback(replica *r)
 {
+	reset_cached(r);
 	sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -718,9 +731,12 @@ static cinfo *info_get(workctx *w, const uint8_t id[32], int *rc)
 		return &w->infos[*v];
 	s = stmt(w->r, ST_CHANGE_BY_ID);
 	sqlite3_bind_blob(s, 1, id, 32, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_ROW)
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
 		return NULL;
+	}
 	if (!(ci = info_push(w, id))) {
+		sqlite3_reset(s);
 		*rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -732,11 +748,13 @@ static cinfo *info_get(workctx *w, const uint8_t id[32], int *rc)
 	ci->vvlen = (uint32_t)(sqlite3_column_bytes(s, 4) / 8);
 	ci->vv = calloc(ci->vvlen ? ci->vvlen : 1, 8);
 	if (!ci->vv) {
+		sqlite3_reset(s);
 		*rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
 		return NULL;
 	}
 	if (ci->vvlen)
 		memcpy(ci->vv, sqlite3_column_blob(s, 4), (size_t)ci->vvlen * 8);
+	sqlite3_reset(s); /* no read transaction left open (see replica_has_change) */
 	return ci;
 }
 
@@ -745,21 +763,31 @@ static inline uint64_t vv_at(const uint64_t *vv, uint32_t vvlen, uint32_t devno)
 	return devno >= 1 && devno <= vvlen ? vv[devno - 1] : 0;
 }
 
+/* These two reset their statement before returning: a statement left on a
+ * row keeps a read transaction open, and while one is open SQLite cannot
+ * checkpoint the WAL, which then grows without end and is re-read at every
+ * open. */
 bool replica_has_change(replica *r, const uint8_t id[32])
 {
 	sqlite3_stmt *s = stmt(r, ST_CHANGE_BY_ID);
+	bool found;
 	sqlite3_bind_blob(s, 1, id, 32, SQLITE_STATIC);
-	return sqlite3_step(s) == SQLITE_ROW;
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return found;
 }
 
 int replica_change_commit(replica *r, const uint8_t id[32], uint8_t commit[20])
 {
 	sqlite3_stmt *s = stmt(r, ST_CHANGE_BY_ID);
+	int rc = SAMEN_ENOTFOUND;
 	sqlite3_bind_blob(s, 1, id, 32, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_ROW || sqlite3_column_bytes(s, 5) != 20)
-		return SAMEN_ENOTFOUND;
-	memcpy(commit, sqlite3_column_blob(s, 5), 20);
-	return 0;
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 5) == 20) {
+		memcpy(commit, sqlite3_column_blob(s, 5), 20);
+		rc = 0;
+	}
+	sqlite3_reset(s);
+	return rc;
 }
 
 /* --- ordering ----------------------------------------------------------------- */
