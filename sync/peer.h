@@ -29,6 +29,8 @@
  * whole and authenticated, so smaller pieces mean less lost on a cut */
 #define PEER_CHANGES_PIECE 16384
 #define PEER_SEND_BATCH 256
+/* a sync that applied this many changes checkpoints the replica's WAL */
+#define PEER_CHECKPOINT_AFTER 500
 /* received changes are applied in chunks, so a dropped line loses little
  * and memory stays bounded */
 #define PEER_CHUNK_CHANGES 2000

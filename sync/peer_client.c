@@ -446,6 +446,10 @@ cleanup:
 		}
 		peer_session_free(&s);
 	}
+	/* after a clone or a big catch-up, fold the WAL into the database now:
+	 * otherwise every later open re-reads the whole WAL */
+	if (p && st->applied >= PEER_CHECKPOINT_AFTER)
+		(void)replica_checkpoint(p->rep);
 	if (c.fd >= 0)
 		close(c.fd);
 	sodium_memzero(&c.send, sizeof(c.send));

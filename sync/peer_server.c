@@ -468,6 +468,8 @@ static void on_message(conn *c, uint8_t *f, size_t len)
 		}
 		/* after the ACK is on its way: the client need not wait for this */
 		peer_record(c->sp->plan, c->peer_key, c->addr, true, 0, 0);
+		if (c->sess.applied >= PEER_CHECKPOINT_AFTER)
+			(void)replica_checkpoint(c->sp->plan->rep);
 		conn_log(c, "synced plan %.8s…: sent %llu, received %llu (%llu new)", c->sp->plan->idhex,
 		         (unsigned long long)c->sess.sent, (unsigned long long)c->sess.received,
 		         (unsigned long long)c->sess.applied);
