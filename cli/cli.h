@@ -36,6 +36,14 @@ int open_plan(const cli *c, samen_store **s, samen_plan **p);
 /* "YYYY-MM-DD HH:MM" in UTC. */
 void fmt_time(char *buf, size_t cap, int64_t t);
 
+/* Commit an edit session and report it ("Added goal UID (change ...)"). */
+int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid);
+
 /* Command groups in their own files (cli/cmd_*.c). */
+/* samen TYPE add|list|show|set|rm for every entity type of the schema. */
+int cmd_entity(cli *c, const samen_type_info *t);
+int cmd_fields(cli *c);
+/* One entity as a JSON object (no newline). */
+void json_entity(const samen_entity_view *e);
 
 #endif

@@ -84,3 +84,24 @@ void fmt_time(char *buf, size_t cap, int64_t t)
 	else
 		snprintf(buf, cap, "%lld", (long long)t);
 }
+
+int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid)
+{
+	char id[65];
+	if (samen_edit_commit(e, id) < 0)
+		return fail(c, cmd);
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 1);
+		json_kv_str(stdout, &first, "change", id);
+		if (uid)
+			json_kv_str(stdout, &first, "id", uid);
+		printf("}\n");
+	} else if (uid) {
+		printf("%s %s (change %.12s)\n", what, uid, id);
+	} else {
+		printf("%s (change %.12s)\n", what, id);
+	}
+	return 0;
+}

@@ -125,19 +125,19 @@ static void add_sample_ops(change_builder *b, const world *w, int order)
 	assert_int_equal(change_builder_dev(b, w->lo), dlo); /* asking twice gives the same index */
 	assert_int_equal(change_builder_create(b, SAMEN_TYPE_GOAL), 0);
 	assert_int_equal(value_encode_str(&v, &vlen, TITLE, strlen(TITLE)), 0);
-	assert_int_equal(change_builder_set(b, 0, 12, 1, v, vlen), 0);
+	assert_int_equal(change_builder_set(b, 1, 0, 12, 1, v, vlen), 0);
 	free(v);
 	assert_int_equal(value_encode_uint(&v, &vlen, 3), 0);
-	assert_int_equal(change_builder_set(b, dhi, 7, 5, v, vlen), 0);
+	assert_int_equal(change_builder_set(b, 1, dhi, 7, 5, v, vlen), 0);
 	free(v);
 	assert_int_equal(value_encode_uint(&v, &vlen, UINT64_MAX), 0);
-	assert_int_equal(change_builder_set(b, dlo, (uint64_t)1 << 40, 6, v, vlen), 0);
+	assert_int_equal(change_builder_set(b, 1, dlo, (uint64_t)1 << 40, 6, v, vlen), 0);
 	free(v);
 	assert_int_equal(value_encode_nil(&v, &vlen), 0);
-	assert_int_equal(change_builder_set(b, dlo, 2, 8, v, vlen), 0);
+	assert_int_equal(change_builder_set(b, 1, dlo, 2, 8, v, vlen), 0);
 	free(v);
-	assert_int_equal(change_builder_set_ref(b, dmid, 4, 3, dlo, 9), 0);
-	assert_int_equal(change_builder_delete(b, dmid, 11), 0);
+	assert_int_equal(change_builder_set_ref(b, 1, dmid, 4, 3, dlo, 9), 0);
+	assert_int_equal(change_builder_delete(b, 1, dmid, 11), 0);
 	assert_int_equal(change_builder_member_add(b, w->hi, "Bram de Vries", 3), 0);
 	assert_int_equal(change_builder_nops(b), 8);
 }
@@ -220,10 +220,10 @@ static void reencode(const samen_change *c, uint8_t **out, size_t *len)
 			assert_int_equal(change_builder_create(b, op->type), 0);
 			break;
 		case SAMEN_OP_SET:
-			assert_int_equal(change_builder_set(b, op->dev, op->n, op->field, op->value, op->value_len), 0);
+			assert_int_equal(change_builder_set(b, op->type, op->dev, op->n, op->field, op->value, op->value_len), 0);
 			break;
 		case SAMEN_OP_DELETE:
-			assert_int_equal(change_builder_delete(b, op->dev, op->n), 0);
+			assert_int_equal(change_builder_delete(b, op->type, op->dev, op->n), 0);
 			break;
 		case SAMEN_OP_PLAN:
 			memcpy(s1, op->str, op->str_len);
@@ -440,7 +440,7 @@ static void test_builder_refuses_empty_change_and_author_as_foreign_device(void 
 	assert_non_null(strstr(samen_error_last(), "at least one op"));
 	/* referring to an entity of the author through devs would give it two
 	 * encodings; the builder refuses */
-	assert_int_equal(change_builder_delete(b, change_builder_dev(b, w.pk), 0), 0);
+	assert_int_equal(change_builder_delete(b, 1, change_builder_dev(b, w.pk), 0), 0);
 	assert_true(change_builder_finish(b, &h, &out, &len) < 0);
 	assert_null(out);
 	change_builder_free(b);
@@ -672,7 +672,7 @@ static void test_author_in_devs_and_unsorted_devs_are_rejected(void **state)
 		h.seq = 1;
 		h.lamport = 1;
 		assert_int_equal(change_builder_new(&b), 0);
-		assert_int_equal(change_builder_delete(b, change_builder_dev(b, w->lo), 0), 0);
+		assert_int_equal(change_builder_delete(b, 1, change_builder_dev(b, w->lo), 0), 0);
 		assert_int_equal(change_builder_finish(b, &h, &buf, &len), 0);
 		change_builder_free(b);
 		assert_int_equal(change_decode(&c, buf, len), 0);
@@ -847,7 +847,7 @@ static void test_value_nested_10000_arrays_deep_is_rejected_quickly(void **state
 	assert_int_equal(change_builder_new(&b), 0);
 	assert_int_equal(change_builder_create(b, SAMEN_TYPE_GOAL), 0);
 	/* the builder copies values as given; the decoder must stop it */
-	assert_int_equal(change_builder_set(b, 0, 0, 9, deep, depth + 1), 0);
+	assert_int_equal(change_builder_set(b, 1, 0, 0, 9, deep, depth + 1), 0);
 	assert_int_equal(change_builder_finish(b, &h, &buf, &len), 0);
 	change_builder_free(b);
 
@@ -863,7 +863,7 @@ static void test_value_nested_10000_arrays_deep_is_rejected_quickly(void **state
 		uint8_t *ok;
 		assert_int_equal(change_builder_new(&b), 0);
 		assert_int_equal(change_builder_create(b, SAMEN_TYPE_GOAL), 0);
-		assert_int_equal(change_builder_set(b, 0, 0, 9, four, sizeof(four)), 0);
+		assert_int_equal(change_builder_set(b, 1, 0, 0, 9, four, sizeof(four)), 0);
 		assert_int_equal(change_builder_finish(b, &h, &ok, &len), 0);
 		change_builder_free(b);
 		assert_int_equal(change_decode(&c, ok, len), 0);
@@ -1206,7 +1206,7 @@ static void test_a_flipped_bit_never_enters_the_history(void **state)
 		assert_int_equal(base.seq, 1);
 		assert_int_equal(change_builder_new(&cb), 0);
 		assert_int_equal(value_encode_str(&v, &vlen, "Vervalst doel", strlen("Vervalst doel")), 0);
-		assert_int_equal(change_builder_set(cb, change_builder_dev(cb, st->pk), 0, 1, v, vlen), 0);
+		assert_int_equal(change_builder_set(cb, 1, change_builder_dev(cb, st->pk), 0, 1, v, vlen), 0);
 		free(v);
 		memset(&h, 0, sizeof(h));
 		h.plan = p->id;
@@ -1291,7 +1291,7 @@ static void sign_and_ingest_member_set(samen_plan *p, samen_store *st, uint32_t 
 
 	assert_int_equal(replica_get_edit_base(p->rep, st->pk, &base), 0);
 	assert_int_equal(change_builder_new(&cb), 0);
-	assert_int_equal(change_builder_set(cb, 0, n, field, v, vlen), 0);
+	assert_int_equal(change_builder_set(cb, 1, 0, n, field, v, vlen), 0);
 	memset(&h, 0, sizeof(h));
 	h.plan = p->id;
 	h.author = st->pk;
@@ -1338,15 +1338,16 @@ static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 		uint64_t n;
 		const char *reason;
 	} cases[] = {
-		{7, {0xa5, 'b', 'e', 'z', 'i', 'g'}, 6, 0, "status"},     /* status as a string */
-		{7, {0x09}, 1, 0, "status"},                                /* status index out of range */
-		{5, {0x09}, 1, 0, "priority"},                              /* priority 9 */
-		{1, {0xc0}, 1, 0, "title cannot be cleared"},               /* required title cleared */
-		{1, {0x01}, 1, 0, "title"},                                 /* title as a number */
-		{8, {0xa4, '2', '0', '2', '5'}, 5, 0, "target"},            /* not a date */
-		{3, {0x92, 0x00, 0x05}, 3, 0, "parent"},                    /* parent that does not exist */
-		{99, {0x01}, 1, 0, "no field 99"},                          /* unknown field */
-		{1, {0xa1, 'x'}, 2, 7, "refers to entity"},                 /* an entity nobody created */
+		{7, {0xa5, 'b', 'e', 'z', 'i', 'g'}, 6, 10, "status"},     /* status as a string */
+		{7, {0x09}, 1, 10, "status"},                                /* status index out of range */
+		{5, {0x09}, 1, 10, "priority"},                              /* priority 9 */
+		{1, {0xc0}, 1, 10, "title cannot be cleared"},               /* required title cleared */
+		{1, {0x01}, 1, 10, "title"},                                 /* title as a number */
+		{8, {0xa4, '2', '0', '2', '5'}, 5, 10, "target"},            /* not a date */
+		{3, {0x92, 0x00, 0x05}, 3, 10, "parent"},                    /* parent that does not exist */
+		{99, {0x01}, 1, 10, "no field 99"},                          /* unknown field */
+		{1, {0xa1, 'x'}, 2, 99, "refers to entity"},                 /* an entity nobody created */
+		{1, {0xa1, 'x'}, 2, 0, "is of type area, not goal"},     /* op type differs from the entity's */
 	};
 	(void)state;
 
@@ -1402,7 +1403,7 @@ static void test_a_flood_of_rejected_changes_does_not_block_members(void **state
 		crypto_sign_keypair(pk, sk);
 		assert_int_equal(change_builder_new(&cb), 0);
 		assert_int_equal(value_encode_str(&v, &vlen, "Overgenomen", 11), 0);
-		assert_int_equal(change_builder_set(cb, change_builder_dev(cb, st->pk), 0, 1, v, vlen), 0);
+		assert_int_equal(change_builder_set(cb, 1, change_builder_dev(cb, st->pk), 0, 1, v, vlen), 0);
 		free(v);
 		memset(&h, 0, sizeof(h));
 		h.plan = p->id;

@@ -65,6 +65,11 @@ SAMEN_EXTERN int samen_edit_create(samen_edit *edit, const char *type, char uid_
  * reference field, value names the target (uid prefix or exact title). */
 SAMEN_EXTERN int samen_edit_set(samen_edit *edit, const char *entity, const char *field, const char *value);
 SAMEN_EXTERN int samen_edit_delete(samen_edit *edit, const char *entity);
+/* The same, for an entity that must be of type (NULL: any type). A list
+ * field takes names separated by commas. */
+SAMEN_EXTERN int samen_edit_set_in(samen_edit *edit, const char *type, const char *entity, const char *field,
+                                   const char *value);
+SAMEN_EXTERN int samen_edit_delete_in(samen_edit *edit, const char *type, const char *entity);
 /* Add a member device (64 hex digits of its key) with a name. */
 SAMEN_EXTERN int samen_edit_member_add(samen_edit *edit, const char *device_key_hex, const char *name);
 SAMEN_EXTERN size_t samen_edit_op_count(const samen_edit *edit);
@@ -79,11 +84,12 @@ typedef struct {
 	const char *value;       /* the winning value as text ("" if unset) */
 	int nvalues;             /* > 1: concurrent values (a conflict) */
 	int number;              /* the value is a whole number (JSON prints it bare) */
+	const char *label;       /* a reference: the label of what it names ("werk"), else NULL */
 } samen_field_value;
 
 typedef struct {
 	const char *uid;
-	const char *type;        /* "goal" */
+	const char *type;        /* "goal", "action", ... (schema.c has every type) */
 	int deleted;
 	const samen_field_value *fields;
 	size_t nfields;
