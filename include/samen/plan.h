@@ -149,4 +149,20 @@ typedef struct {
 typedef int (*samen_member_cb)(const samen_member_info *m, void *payload);
 SAMEN_EXTERN int samen_member_list(samen_plan *plan, samen_member_cb cb, void *payload);
 
+/* --- the method's rules and checklists ------------------------------------- */
+
+typedef struct {
+	const char *code;        /* stable id, e.g. "action-professional-no-reason" (docs/cli.md lists them) */
+	const char *type;        /* entity type it is about ("action"), or NULL for the plan */
+	const char *entity;      /* uid, or NULL */
+	const char *label;       /* the entity's label, for people ("Werk zoeken") */
+	const char *detail;      /* a value the message needs (a date, a count), or "" */
+	const char *message;     /* one line in English */
+} samen_warning;
+typedef int (*samen_warning_cb)(const samen_warning *w, void *payload);
+/* The warnings of domain.md's rules and the method's checklists, computed
+ * from the replica. today: "YYYY-MM-DD" (NULL: the current UTC date), for
+ * overdue meetings. */
+SAMEN_EXTERN int samen_plan_warnings(samen_plan *plan, const char *today, samen_warning_cb cb, void *payload);
+
 #endif
