@@ -5,6 +5,8 @@
  * Every command takes --json for scripts, --store DIR and --plan ID|NAME.
  */
 #include "cli/cli.h"
+#include "cli/i18n.h"
+#include "cli/show.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@ const char usage_text[] =
 	"  member add NAME --device KEY | member list\n"
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
 	"  vv                              this plan's version vector (for --since)\n"
+	"  show                            the whole plan as one document (--json: structured)\n"
 	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
 	"  rebuild                         recreate the replica from the history\n"
@@ -623,19 +626,20 @@ static int cmd_status(cli *c)
 		json_kv_int(stdout, &first, "last_time", st.last_time);
 		printf("}\n");
 	} else {
-		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
-		printf("this device (%.16s) %s\n", samen_store_device_key(s),
-		       st.member ? "is a member" : "is NOT a member: it can read, its edits are rejected"
-		                                   " (ask a member: samen member add NAME --device KEY)");
-		printf("%lld goals, %lld changes (%lld rejected), %lld conflicts\n", (long long)st.goals,
+		printf(_("plan %s for %s\n"), samen_plan_id(p), samen_plan_client(p));
+		printf(st.member ? _("this device (%.16s) is a member\n")
+		                 : _("this device (%.16s) is NOT a member: it can read, its edits are rejected"
+		                     " (ask a member: samen member add NAME --device KEY)\n"),
+		       samen_store_device_key(s));
+		printf(_("%lld goals, %lld changes (%lld rejected), %lld conflicts\n"), (long long)st.goals,
 		       (long long)st.changes, (long long)st.rejected, (long long)st.conflicts);
 		if (st.last_change[0])
-			printf("last change %.16s by %s, %s\n", st.last_change, st.last_author, when);
+			printf(_("last change %.16s by %s, %s\n"), st.last_change, st.last_author, when);
 		if (st.pending)
-			printf("%lld received changes wait for %lld changes not received yet\n", (long long)st.pending,
+			printf(_("%lld received changes wait for %lld changes not received yet\n"), (long long)st.pending,
 			       (long long)st.missing);
 		if (st.evidence)
-			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
+			printf(_("%lld times a device signed two different changes with one number (kept as evidence)\n"),
 			       (long long)st.evidence);
 	}
 	samen_plan_free(p);
@@ -740,6 +744,7 @@ static const struct {
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
+	{"show", cmd_show},
 };
 
 int main(int argc, char **argv)
@@ -749,6 +754,7 @@ int main(int argc, char **argv)
 	int n = 0, rc;
 	const char *cmd;
 
+	i18n_init();
 	memset(&c, 0, sizeof(c));
 	if (!args)
 		return 1;
