@@ -5,6 +5,7 @@
 #include "cli/show.h"
 #include "cli/i18n.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,61 @@ static int keep_warning(const samen_warning *w, void *payload)
 	return 0;
 }
 
+/* --- an order people read --------------------------------------------------------- */
+
+typedef struct {
+	size_t pos;             /* of what the field names in its own list; SIZE_MAX: none */
+	const char *label;
+	const doc_entity *e;
+} sort_key;
+
+static int cmp_keys(const void *x, const void *y)
+{
+	const sort_key *a = x, *b = y;
+	int c;
+	if (a->pos != b->pos)
+		return a->pos < b->pos ? -1 : 1;
+	if ((c = strcmp(a->label, b->label)))
+		return c;
+	return strcmp(a->e->uid, b->e->uid);
+}
+
+static size_t position_in(const doc_list *l, const char *uid)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].uid, uid) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/* List t follows what its field names: by that entity's place in list
+ * `by` (an area's rank, the goal tree) or, with by < 0, by its label (a
+ * person's name). Lists sort by the referenced uid otherwise, which means
+ * nothing to a reader. */
+static int sort_list(plan_doc *d, int t, const char *field, int by)
+{
+	doc_list *l = &d->lists[t];
+	sort_key *keys = malloc((l->n ? l->n : 1) * sizeof(*keys));
+	doc_entity *sorted = malloc((l->n ? l->n : 1) * sizeof(*sorted));
+	if (!keys || !sorted) {
+		free(keys);
+		free(sorted);
+		return samen_error_set(SAMEN_ENOMEM, "out of memory sorting the plan");
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		keys[i].e = &l->v[i];
+		keys[i].pos = by >= 0 ? position_in(&d->lists[by], doc_value(&l->v[i], field)) : 0;
+		keys[i].label = by >= 0 ? "" : doc_shown(&l->v[i], field);
+	}
+	qsort(keys, l->n, sizeof(*keys), cmp_keys);
+	for (size_t i = 0; i < l->n; i++)
+		sorted[i] = *keys[i].e;
+	memcpy(l->v, sorted, l->n * sizeof(*sorted));
+	free(keys);
+	free(sorted);
+	return 0;
+}
+
 static int doc_load(plan_doc *d, samen_plan *p)
 {
 	int rc;
@@ -123,6 +179,9 @@ static int doc_load(plan_doc *d, samen_plan *p)
 		if ((rc = samen_entity_list(p, type_names[t], keep_entity, &l)) < 0)
 			return rc;
 	}
+	if ((rc = sort_list(d, T_VIP, "person", -1)) < 0 || (rc = sort_list(d, T_TIE, "person", -1)) < 0 ||
+	    (rc = sort_list(d, T_PROGRESS, "goal", T_GOAL)) < 0 || (rc = sort_list(d, T_SCORE, "area", T_AREA)) < 0)
+		return rc;
 	rc = samen_plan_warnings(p, NULL, keep_warning, d);
 	return rc < 0 ? rc : 0;
 }

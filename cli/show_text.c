@@ -66,15 +66,34 @@ static void labelled(out *o, int indent, const char *label, const char *text)
 
 static void bullet(out *o, int indent, const char *text) { put_wrapped(o->f, o->width, indent, "- ", text, indent + 2); }
 
-/* ", label value" for the short facts of a line; nothing when value is "". */
+/* Facts this wide or less are not broken across lines. */
+#define GLUED_WIDTH 30
+#define NBSP "\xc2\xa0"
+
+/* s with its spaces as no-break spaces, so that it stays on one line. */
+static void add_glued(strbuf *b, const char *s)
+{
+	for (const char *sp; (sp = strchr(s, ' ')); s = sp + 1) {
+		sb_addf(b, "%.*s", (int)(sp - s), s);
+		sb_add(b, NBSP);
+	}
+	sb_add(b, s);
+}
+
+/* ", label value" for the short facts of a line; nothing when value is "".
+ * A short fact ("status in progress") stays together when wrapped. */
 static void fact(strbuf *b, int *n, const char *label, const char *value)
 {
+	int glue;
 	if (!value || !value[0])
 		return;
+	glue = (label ? text_width(label) + 1 : 0) + text_width(value) <= GLUED_WIDTH;
 	sb_add(b, (*n)++ ? ", " : "");
-	if (label)
-		sb_addf(b, "%s ", label);
-	sb_add(b, value);
+	if (label) {
+		(glue ? add_glued : sb_add)(b, label);
+		sb_add(b, glue ? NBSP : " ");
+	}
+	(glue ? add_glued : sb_add)(b, value);
 }
 
 static void close_facts(strbuf *b, int n) { sb_add(b, n ? ")" : ""); }
@@ -314,8 +333,11 @@ static void show_snapshots(out *o)
 		long ties = atol(doc_value(s, "ties"));
 		const char *note = doc_value(s, "note");
 		sb_clear(&o->sb);
-		sb_addf(&o->sb, "%s: ", doc_value(s, "date"));
-		sb_addf(&o->sb, P_("%ld tie", "%ld ties", (unsigned long)ties), ties);
+		sb_add(&o->sb, doc_value(s, "date"));
+		if (doc_value(s, "ties")[0]) {
+			sb_add(&o->sb, ": ");
+			sb_addf(&o->sb, P_("%ld tie", "%ld ties", (unsigned long)ties), ties);
+		}
 		if (note[0])
 			sb_addf(&o->sb, " (%s)", note);
 		bullet(o, 2, sb_str(&o->sb));
@@ -394,7 +416,7 @@ static void show_pdsa(out *o, int indent, const doc_entity *c)
 	sb_clear(&o->sb);
 	sb_addf(&o->sb, "%s: %s", _("PDSA cycle"), doc_value(c, "title"));
 	if (start[0] || end[0])
-		sb_addf(&o->sb, " (%s - %s)", start[0] ? start : "?", end[0] ? end : "?");
+		sb_addf(&o->sb, " (%s" NBSP "-" NBSP "%s)", start[0] ? start : "?", end[0] ? end : "?");
 	sb_add(&o->sb, conflict_note(c));
 	line(o, indent, sb_str(&o->sb));
 	if (a)

@@ -102,9 +102,12 @@ size_t text_width(const char *s)
 	return w;
 }
 
+/* A no-break space keeps words together on a line; it prints as a space. */
 static void put_cp(FILE *f, const unsigned char *raw, size_t n, uint32_t cp)
 {
-	if (cp == REPLACEMENT && n == 1)
+	if (cp == 0xa0)
+		fputc(' ', f);
+	else if (cp == REPLACEMENT && n == 1)
 		fputs("\xef\xbf\xbd", f);
 	else
 		fwrite(raw, 1, n, f);

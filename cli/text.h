@@ -21,7 +21,8 @@ void put_text(FILE *f, const char *s);
 
 /* Write prefix at column indent, then text wrapped at width; lines after
  * the first start at column hang. A new line in text starts a new line;
- * tabs and any other control character are spaces; bidirectional
+ * tabs and any other control character are spaces; a no-break space
+ * (U+00A0) joins words and prints as a space; bidirectional
  * overrides are dropped; invalid UTF-8 prints as U+FFFD. Ends the line.
  * A word longer than a line is broken between characters. */
 void put_wrapped(FILE *f, int width, int indent, const char *prefix, const char *text, int hang);
