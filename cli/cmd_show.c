@@ -146,8 +146,13 @@ static size_t position_in(const doc_list *l, const char *uid)
 static int sort_list(plan_doc *d, int t, const char *field, int by)
 {
 	doc_list *l = &d->lists[t];
-	sort_key *keys = malloc((l->n ? l->n : 1) * sizeof(*keys));
-	doc_entity *sorted = malloc((l->n ? l->n : 1) * sizeof(*sorted));
+	sort_key *keys;
+	doc_entity *sorted;
+
+	if (l->n < 2)
+		return 0;
+	keys = malloc(l->n * sizeof(*keys));
+	sorted = malloc(l->n * sizeof(*sorted));
 	if (!keys || !sorted) {
 		free(keys);
 		free(sorted);

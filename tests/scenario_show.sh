@@ -254,3 +254,14 @@ done
 json_valid sm --plan Karin --json show
 expect_eq "$(json_py 'len(j["sections"]["doelen"]["goals"])' <<<"$OUT")" 0 "no goals in JSON"
 fails_with 2 "show takes no arguments" -- sm --plan Karin show extra
+
+step "po/nl.po translates every message marked in cli/"
+if [[ -n "${SAMEN_SRC:-}" ]] && command -v xgettext >/dev/null && command -v msgcmp >/dev/null; then
+	ok xgettext --from-code=UTF-8 --keyword=_ --keyword=N_ --keyword=P_:1,2 -o "$SCEN_TMP/samen.pot" \
+		"$SAMEN_SRC"/cli/*.c
+	ok msgcmp "$SAMEN_SRC/po/nl.po" "$SCEN_TMP/samen.pot"
+	ok msgfmt --check --statistics -o /dev/null "$SAMEN_SRC/po/nl.po"
+	expect_no_match "$ERR" "untranslated|fuzzy" "no untranslated or fuzzy messages"
+else
+	echo "(xgettext or msgcmp not found, or SAMEN_SRC not set: skipped)"
+fi
