@@ -43,6 +43,11 @@ int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, 
 /* samen TYPE add|list|show|set|rm for every entity type of the schema. */
 int cmd_entity(cli *c, const samen_type_info *t);
 int cmd_fields(cli *c);
+int cmd_network(cli *c);
+int cmd_timeline(cli *c);
+int cmd_scores(cli *c);
+/* samen meeting decide (a sub-command of the meeting entity) */
+int meeting_decide(cli *c);
 /* One entity as a JSON object (no newline). */
 void json_entity(const samen_entity_view *e);
 

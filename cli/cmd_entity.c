@@ -357,6 +357,8 @@ int cmd_entity(cli *c, const samen_type_info *t)
 		return entity_set(c, t);
 	if (strcmp(sub, "rm") == 0)
 		return entity_rm(c, t);
+	if (strcmp(sub, "decide") == 0 && strcmp(t->name, "meeting") == 0)
+		return meeting_decide(c);
 	return usage(msg);
 }
 

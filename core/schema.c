@@ -486,9 +486,10 @@ int schema_parse_value(const field_def *f, const char *text, uint8_t **out, size
 		return value_encode_str(out, len, text, n);
 	case FIELD_SET:
 		return parse_set(f, text, out, len);
+	case FIELD_TIES:
+		return samen_error_set(SAMEN_EINVAL, "%s cannot be typed in: samen network snapshot records them", f->name);
 	case FIELD_REF:
 	case FIELD_REFS:
-	case FIELD_TIES:
 		break;
 	}
 	return samen_error_set(SAMEN_EINVAL, "%s: a reference is resolved by the caller", f->name);

@@ -208,6 +208,24 @@ int samen_edit_delete_in(samen_edit *e, const char *type, const char *entity)
 	return change_builder_delete(e->b, etype, dev, n);
 }
 
+int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,
+                   size_t len)
+{
+	const type_def *t = schema_type_by_name(type);
+	const field_def *f = t ? schema_field_by_name(t, field) : NULL;
+	uint32_t dev, etype;
+	uint64_t n;
+	char why[256];
+	int rc;
+	if (!f || f->kind == FIELD_REF || f->kind == FIELD_REFS)
+		return samen_error_set(SAMEN_EINVAL, "internal: no value field %s.%s", type, field);
+	if (schema_check_value(f, v, len, 0, why, sizeof(why)) != 0)
+		return samen_error_set(SAMEN_EINVAL, "%s", why);
+	if ((rc = resolve(e, t->id, entity, &dev, &n, &etype)) < 0)
+		return rc;
+	return change_builder_set(e->b, etype, dev, n, f->id, v, len);
+}
+
 int samen_edit_delete(samen_edit *e, const char *entity)
 {
 	return samen_edit_delete_in(e, NULL, entity);
