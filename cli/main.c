@@ -270,6 +270,8 @@ static int print_value(const samen_value_info *v, void *payload)
 		json_kv_str(stdout, &first, "title", v->title);
 		json_kv_str(stdout, &first, "field", v->field);
 		json_kv_str(stdout, &first, "value", v->value);
+		if (v->label)
+			json_kv_str(stdout, &first, "value_label", v->label);
 		json_kv_bool(stdout, &first, "shown", v->winner);
 		json_kv_int(stdout, &first, "values", v->nvalues);
 		json_kv_str(stdout, &first, "author", v->author);
@@ -283,11 +285,12 @@ static int print_value(const samen_value_info *v, void *payload)
 		if (strcmp(key, x->last_key) != 0 && v->nvalues > 1)
 			printf("%.8s %s  %s: %d concurrent values\n", v->entity, v->title, v->field, v->nvalues);
 		snprintf(x->last_key, sizeof(x->last_key), "%s", key);
+		const char *shown = v->label && v->label[0] ? v->label : v->value;
 		if (v->nvalues > 1)
-			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", v->value, v->author, when,
+			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", shown, v->author, when,
 			       v->change);
 		else
-			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, v->value, v->author, when, v->change);
+			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, shown, v->author, when, v->change);
 	}
 	x->count++;
 	return 0;

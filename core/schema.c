@@ -110,10 +110,11 @@ static const field_def pdsa_fields[] = {
 	STR(1, "title", "titel", 200, 1),
 	REF(2, "goal", "doel", SAMEN_TYPE_GOAL, 0),
 	REF(3, "action", "actie", SAMEN_TYPE_ACTION, 0),
-	TEXT(4, "plan", "plan", 4000, 0),
-	TEXT(5, "do", "uitvoeren", 4000, 0),
-	TEXT(6, "study", "bestuderen", 4000, 0),
-	TEXT(7, "act", "bijsturen", 4000, 0),
+	/* Plan, Do, Study, Act; not "plan", which is the command line's --plan */
+	TEXT(4, "planned", "plannen", 4000, 0),
+	TEXT(5, "done", "uitvoeren", 4000, 0),
+	TEXT(6, "studied", "bestuderen", 4000, 0),
+	TEXT(7, "acted", "bijsturen", 4000, 0),
 	DATE(8, "start", "start", 0),
 	DATE(9, "end", "einde", 0),
 };

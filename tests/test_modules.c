@@ -194,7 +194,7 @@ static const type_case cases[] = {
 	{"snapshot", "2026-01-10", "note", "eerste kaart", "kaart na gesprek"},
 	{"goal", "Weer vriendinnen zien", "status", "bezig", "bereikt"},
 	{"action", "Vriendin bellen", "tier", "klant", "netwerk"},
-	{"pdsa", "Elke week een uur wandelen", "study", "lukte 3 van 4 keer", "lukte elke week"},
+	{"pdsa", "Elke week een uur wandelen", "studied", "lukte 3 van 4 keer", "lukte elke week"},
 	{"group", "Steungroep Joke", "members", "@person", "@person2"},
 	{"meeting", "2026-02-01", "minutes", "Besproken: werk", "Besproken: gezin"},
 	{"decision", "Kees helpt met het cv", "meeting", "@meeting", "@meeting2"},

@@ -133,6 +133,7 @@ typedef struct {
 	const char *device;
 	int64_t time;
 	const char *change;      /* 64 hex */
+	const char *label;       /* a reference: the label of what it names, else NULL */
 } samen_value_info;
 typedef int (*samen_value_cb)(const samen_value_info *v, void *payload);
 /* Per field of one entity: every live value with who, when, which change. */
