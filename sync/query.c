@@ -264,7 +264,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 	size_t cap = 0;
 	const field_def *fparent = schema_field_by_name(td, "parent");
 	const field_def *frank = schema_field_by_name(td, "rank");
+	/* what orders siblings after rank: a goal's priority; an action's tier
+	 * (the method's order: client, then network, then professional) */
 	const field_def *fprio = schema_field_by_name(td, "priority");
+	const field_def *ftier = schema_field_by_name(td, "tier");
 	char text[VALUE_TEXT];
 	hmap byuid;       /* uid (16 hex digits) -> rowid */
 
@@ -336,6 +339,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 			snprintf(r->rank, sizeof(r->rank), "%.39s", text);
 		} else if (f == fprio && text[0]) {
 			r->priority = atoll(text);
+		} else if (f == ftier && text[0]) {
+			for (uint32_t k = 0; k < f->nlabels; k++)
+				if (strcmp(text, f->labels[k]) == 0)
+					r->priority = k + 1;
 		}
 	}
 	sqlite3_finalize(s);
