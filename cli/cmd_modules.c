@@ -40,34 +40,27 @@ static int print_network_change(const samen_network_change *n, void *payload)
 	return 0;
 }
 
+static int run_diff(cli *c, samen_plan *p, void *ctx)
+{
+	out_ctx *x = ctx;
+	int rc;
+	if (!c->json)
+		printf("network %s -> %s\n", c->argv[0], c->argc > 1 ? c->argv[1] : "now");
+	if ((rc = samen_network_diff(p, c->argv[0], c->argc > 1 ? c->argv[1] : NULL, print_network_change, x)) < 0)
+		return rc;
+	if (!c->json && x->count == 0)
+		printf("  no differences\n");
+	return 0;
+}
+
 static int network_diff(cli *c)
 {
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
 	out_ctx x = {c, 0};
-	int rc = 0;
 	if (no_more_opts(c))
 		return EXIT_USAGE;
 	if (c->argc < 1 || c->argc > 2)
 		return usage("network diff FROM [TO]   (snapshots by date or id; no TO: the map as it is now)");
-	if (open_plan(c, &s, &p) < 0)
-		return fail(c, "network diff");
-	if (c->json)
-		printf("[");
-	else
-		printf("network %s -> %s\n", c->argv[0], c->argc > 1 ? c->argv[1] : "now");
-	if (samen_network_diff(p, c->argv[0], c->argc > 1 ? c->argv[1] : NULL, print_network_change, &x) < 0) {
-		if (c->json)
-			printf("]\n");
-		rc = fail(c, "network diff");
-	} else if (c->json) {
-		printf("]\n");
-	} else if (x.count == 0) {
-		printf("  no differences\n");
-	}
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
+	return with_plan(c, "network diff", 1, run_diff, &x);
 }
 
 static int network_snapshot(cli *c)
@@ -155,31 +148,25 @@ static int print_timeline(const samen_timeline_entry *t, void *payload)
 	return 0;
 }
 
+typedef struct {
+	out_ctx out;
+	const char *type;
+} timeline_ctx;
+
+static int run_timeline(cli *c, samen_plan *p, void *ctx)
+{
+	timeline_ctx *x = ctx;
+	return samen_timeline(p, x->type, c->argc ? c->argv[0] : NULL, print_timeline, &x->out);
+}
+
 int cmd_timeline(cli *c)
 {
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
-	out_ctx x = {c, 0};
-	const char *type = take_opt(c, "--type");
-	int rc = 0;
+	timeline_ctx x = {{c, 0}, take_opt(c, "--type")};
 	if (no_more_opts(c))
 		return EXIT_USAGE;
 	if (c->argc > 1)
 		return usage("timeline [ENTITY] [--type TYPE]");
-	if (open_plan(c, &s, &p) < 0)
-		return fail(c, "timeline");
-	if (c->json)
-		printf("[");
-	if (samen_timeline(p, type, c->argc ? c->argv[0] : NULL, print_timeline, &x) < 0) {
-		if (c->json)
-			printf("]\n");
-		rc = fail(c, "timeline");
-	} else if (c->json) {
-		printf("]\n");
-	}
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
+	return with_plan(c, "timeline", 1, run_timeline, &x);
 }
 
 /* --- scores ------------------------------------------------------------------- */
@@ -219,32 +206,23 @@ static int print_score(const samen_score_entry *e, void *payload)
 	return 0;
 }
 
+static int run_scores(cli *c, samen_plan *p, void *ctx)
+{
+	score_ctx *x = ctx;
+	int rc = samen_score_history(p, c->argc ? c->argv[0] : NULL, print_score, x);
+	if (rc == 0 && !c->json && x->count == 0)
+		printf("No scores yet. At an evaluation: samen score add AREA --evaluation DATE --score 1-10\n");
+	return rc;
+}
+
 int cmd_scores(cli *c)
 {
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
 	score_ctx x = {c, 0, ""};
-	int rc = 0;
 	if (no_more_opts(c))
 		return EXIT_USAGE;
 	if (c->argc > 1)
 		return usage("scores [AREA]");
-	if (open_plan(c, &s, &p) < 0)
-		return fail(c, "scores");
-	if (c->json)
-		printf("[");
-	if (samen_score_history(p, c->argc ? c->argv[0] : NULL, print_score, &x) < 0) {
-		if (c->json)
-			printf("]\n");
-		rc = fail(c, "scores");
-	} else if (c->json) {
-		printf("]\n");
-	} else if (x.count == 0) {
-		printf("No scores yet. At an evaluation: samen score add AREA --evaluation DATE --score 1-10\n");
-	}
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
+	return with_plan(c, "scores", 1, run_scores, &x);
 }
 
 /* --- meeting decide ------------------------------------------------------------- */
