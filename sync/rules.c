@@ -46,6 +46,11 @@ static const rule rules[] = {
 	 "SELECT g.id, g.title, e.date FROM goals g, (SELECT id, date FROM evaluations ORDER BY date DESC, id"
 	 " LIMIT 1) e WHERE coalesce(g.status, '') NOT IN ('gestopt') AND NOT EXISTS"
 	 " (SELECT 1 FROM progress p WHERE p.goal = g.id AND p.evaluation = e.id)"},
+	{"goal-too-deep", "goal",
+	 "goal '%s' is at level %s; the method's goal tree has three (hoofddoel, subdoel, trajectdoel)",
+	 "WITH RECURSIVE d(id, depth) AS (SELECT id, 1 FROM goals WHERE parent IS NULL OR parent NOT IN"
+	 " (SELECT id FROM goals) UNION ALL SELECT g.id, d.depth + 1 FROM goals g JOIN d ON g.parent = d.id"
+	 " WHERE d.depth < 16) SELECT g.id, g.title, d.depth FROM d JOIN goals g ON g.id = d.id WHERE d.depth > 3"},
 	{"action-no-goal", "action", "action '%s' belongs to no goal%s",
 	 "SELECT id, text, '' FROM actions WHERE goal IS NULL"},
 	{"pdsa-no-subject", "pdsa", "PDSA cycle '%s' is about no goal or action%s",

@@ -606,6 +606,17 @@ static void test_rules_warn_until_put_right(void **state)
 	assert_int_equal(warned(&d[0], "group-meeting-overdue", grp), 0);
 	assert_int_equal(warned(&d[0], "group-no-next-meeting", grp), 0);
 
+	/* three levels: hoofddoel, subdoel, trajectdoel */
+	{
+		char l3[17], l4[17];
+		add(&d[0], "goal", "Trajectdoel", l3, "parent", done, "term", "kort", (char *)NULL);
+		assert_int_equal(warned(&d[0], "goal-too-deep", l3), 0);
+		add(&d[0], "goal", "Te diep", l4, "parent", l3, "term", "kort", (char *)NULL);
+		assert_int_equal(warned(&d[0], "goal-too-deep", l4), 1);
+		set_one(&d[0], "goal", l4, "parent", goal);
+		assert_int_equal(warned(&d[0], "goal-too-deep", l4), 0);
+	}
+
 	/* PDSA and actions need something to be about */
 	add(&d[0], "pdsa", "Elke dag een vacature lezen", pdsa, (char *)NULL);
 	add(&d[0], "action", "Iets doen", loose, (char *)NULL);
