@@ -174,6 +174,7 @@ static int sort_list(plan_doc *d, int t, const char *field, int by)
 
 static int doc_load(plan_doc *d, samen_plan *p)
 {
+	const char *today;
 	int rc;
 	d->plan_id = samen_plan_id(p);
 	d->client = samen_plan_client(p);
@@ -187,7 +188,9 @@ static int doc_load(plan_doc *d, samen_plan *p)
 	if ((rc = sort_list(d, T_VIP, "person", -1)) < 0 || (rc = sort_list(d, T_TIE, "person", -1)) < 0 ||
 	    (rc = sort_list(d, T_PROGRESS, "goal", T_GOAL)) < 0 || (rc = sort_list(d, T_SCORE, "area", T_AREA)) < 0)
 		return rc;
-	rc = samen_plan_warnings(p, NULL, keep_warning, d);
+	/* SAMEN_TODAY=YYYY-MM-DD: the day the rules use, as in samen status */
+	today = getenv("SAMEN_TODAY");
+	rc = samen_plan_warnings(p, today && today[0] ? today : NULL, keep_warning, d);
 	return rc < 0 ? rc : 0;
 }
 

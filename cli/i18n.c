@@ -3,6 +3,7 @@
  * that are not plain messages: the method's Dutch choices and warnings.
  */
 #include "cli/i18n.h"
+#include "samen/schema.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -115,6 +116,14 @@ void i18n_init(void)
 
 /* --- the method's words ------------------------------------------------------ */
 
+const char *type_text(const char *type)
+{
+	const samen_type_info *t = type ? samen_schema_type_named(type) : NULL;
+	if (!t)
+		return type ? type : "";
+	return dutch ? t->name_nl : t->name;
+}
+
 /* Every choice of core/schema.c with its English. A Dutch word that two
  * fields share ("bereikt", "klant") means the same in both. */
 static const struct {
@@ -172,21 +181,27 @@ const char *enum_set_text(const char *nl, char *buf, size_t cap)
 
 /* --- warnings ----------------------------------------------------------------- */
 
-/* Templates per warning code: {label} and {detail} stand for the warning's
- * values. They are filled in here, never given to printf, so a catalogue
- * cannot break the output. */
+/* Templates per warning code (sync/rules.c): {label} and {detail} stand
+ * for the warning's values. They are filled in here, never given to
+ * printf, so a catalogue cannot break the output. The English is the
+ * library's message; English output prints that message itself, so the
+ * two cannot drift apart there. */
 static const struct {
 	const char *code, *text;
 } warning_texts[] = {
 	{"action-professional-no-reason",
-	 N_("Professional action \"{label}\" does not say why the client or the network cannot do it")},
-	{"goal-reached-open-actions", N_("Goal \"{label}\" is reached but still has open actions ({detail})")},
-	{"group-meeting-overdue", N_("Support group \"{label}\" has not met for longer than its rhythm (last: {detail})")},
-	{"group-no-next-meeting", N_("Support group \"{label}\" has no next meeting")},
-	{"goal-no-term", N_("Goal \"{label}\" has no term")},
-	{"goal-no-action", N_("Goal \"{label}\" has no action")},
-	{"goal-no-tier", N_("Goal \"{label}\" has an action without a tier (client, network or professional)")},
-	{"goal-not-evaluated", N_("Goal \"{label}\" has not been evaluated within its term")},
+	 N_("action '{label}' is for a professional but does not say why the client or the network cannot do it")},
+	{"goal-reached-open-actions", N_("goal '{label}' is marked bereikt but {detail} of its actions are still open")},
+	{"group-meeting-overdue", N_("support group '{label}' has not met since {detail}, longer than its rhythm")},
+	{"group-no-next-meeting", N_("support group '{label}' has no next meeting planned")},
+	{"goal-no-term", N_("goal '{label}' has no term (lang, middellang or kort)")},
+	{"goal-no-action", N_("goal '{label}' has no action yet")},
+	{"goal-not-evaluated", N_("goal '{label}' was left out of the latest evaluation ({detail})")},
+	{"goal-too-deep",
+	 N_("goal '{label}' is at level {detail}; the method's goal tree has three (hoofddoel, subdoel, trajectdoel)")},
+	{"action-no-goal", N_("action '{label}' belongs to no goal")},
+	{"pdsa-no-subject", N_("PDSA cycle '{label}' is about no goal or action")},
+	{"action-overdue", N_("action '{label}' was due on {detail} and is not done")},
 };
 
 static void fill_template(const char *tpl, const samen_warning *w, char *buf, size_t cap)
@@ -214,6 +229,10 @@ const char *warning_text(const samen_warning *w, char *buf, size_t cap)
 {
 	if (cap == 0)
 		return "";
+	if (!dutch && w->message) {
+		snprintf(buf, cap, "%s", w->message);
+		return buf;
+	}
 	for (size_t i = 0; i < sizeof(warning_texts) / sizeof(warning_texts[0]); i++)
 		if (w->code && strcmp(w->code, warning_texts[i].code) == 0) {
 			fill_template(_(warning_texts[i].text), w, buf, cap);

@@ -29,6 +29,8 @@
 void i18n_init(void);
 /* 1 when messages are Dutch. */
 int i18n_dutch(void);
+/* The name of an entity type ("goal") in the output language ("doel"). */
+const char *type_text(const char *type);
 /* "nl" or "en". */
 const char *i18n_lang(void);
 
@@ -39,7 +41,8 @@ const char *enum_text(const char *dutch);
 const char *enum_set_text(const char *dutch, char *buf, size_t cap);
 
 /* One warning of samen_plan_warnings() as one line in the output language,
- * written to buf (truncated to cap). Unknown codes give w->message. */
+ * written to buf (truncated to cap): in English the library's message, in
+ * Dutch a translation by its code (a code not known here: the message). */
 const char *warning_text(const samen_warning *w, char *buf, size_t cap);
 
 #endif

@@ -421,10 +421,10 @@ static void show_pdsa(out *o, int indent, const doc_entity *c)
 	line(o, indent, sb_str(&o->sb));
 	if (a)
 		labelled(o, indent + 2, _("For action"), doc_value(a, "text"));
-	labelled(o, indent + 2, _("Plan"), doc_value(c, "plan"));
-	labelled(o, indent + 2, _("Do"), doc_value(c, "do"));
-	labelled(o, indent + 2, _("Study"), doc_value(c, "study"));
-	labelled(o, indent + 2, _("Act"), doc_value(c, "act"));
+	labelled(o, indent + 2, _("Plan"), doc_value(c, "planned"));
+	labelled(o, indent + 2, _("Do"), doc_value(c, "done"));
+	labelled(o, indent + 2, _("Study"), doc_value(c, "studied"));
+	labelled(o, indent + 2, _("Act"), doc_value(c, "acted"));
 }
 
 static void show_goal_pdsa(out *o, int indent, const char *goal)

@@ -5,6 +5,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/scenario_lib.sh"
 
 S="$SCEN_TMP/marieke"
+# the day the method's rules look at (overdue actions and meetings)
+export SAMEN_TODAY=2026-12-20
 sm() { samen --store "$S" "$@"; }
 # the id of what an add printed ("Added goal ID (change ...)"); text, not
 # --json, to keep python3 starts (and the runtime) down
@@ -37,10 +39,10 @@ add lifestyle add "Snoept veel 's avonds; beweegt weinig." >/dev/null
 add tie add Kees --ring 1 --sector familie --strength sterk --valence positief --support "praktisch, emotioneel" \
 	--reciprocity wederkerig >/dev/null
 add tie add Ans --ring 1 --sector familie --strength gemiddeld --support advies >/dev/null
+ok sm network snapshot --date 2026-09-01 --note begin
 add tie add "Dr. Visser" --ring 3 --sector professionals >/dev/null
 add tie add Buurvrouw --ring 2 --sector buren --valence negatief --note "Roddelt over het gezin." >/dev/null
-add snapshot add 2026-09-01 --note begin >/dev/null
-add snapshot add 2026-11-01 --note "na de eerste steungroep" >/dev/null
+ok sm network snapshot --date 2026-11-01 --note "na de eerste steungroep"
 
 # 3. doelen en acties: a hoofddoel, a subdoel, a trajectdoel, and a second hoofddoel
 KIDS="$(add goal add "Meer betrokken zijn bij de kinderen" --area familie --term lang --priority 1 --status bezig \
@@ -56,10 +58,8 @@ add action add "Joke vraagt de kinderen wat ze lekker vinden" --goal "$MEALS" --
 add action add "Ans helpt met boodschappen" --goal "$KIDS" --tier netwerk --person Ans --status "mee bezig" >/dev/null
 add action add "Joke haalt de kinderen van school" --goal "$KIDS" --tier klant --status afgerond >/dev/null
 add action add "Oude vriendin bellen" --goal "$FRIENDS" --tier klant >/dev/null
-PDSA="$(add pdsa add "Weekmenu proberen" --goal "$COOK" --do "Een week volgen." \
-	--study "Wat lukte?" --act "Aanpassen." --start 2026-11-20 --end 2026-11-27)"
-# (--plan is the global option that picks a plan, so the field is set apart)
-ok sm pdsa set "$PDSA" plan "Maandag een menu maken."
+add pdsa add "Weekmenu proberen" --goal "$COOK" --planned "Maandag een menu maken." --done "Een week volgen." \
+	--studied "Wat lukte?" --acted "Aanpassen." --start 2026-11-20 --end 2026-11-27 >/dev/null
 
 # 4. steungroep
 GROUP="$(add group add "Steungroep Joke" --members "Kees, Ans, Marieke" --coordinator Marieke --rhythm 14 \
@@ -126,7 +126,8 @@ if ((HAS_NL)); then
 		"^      - Dr\. Visser \(psychiater\)$"
 	expect_match "$OUT" "^        Contact: 06-12345678$" "a person's contact notes with their tie"
 	expect_match "$OUT" "^  - Marieke \(supportmedewerker\)$" "a person without a tie"
-	in_order "snapshots, newest first" "^  - 2026-11-01 \(na de eerste steungroep\)$" "^  - 2026-09-01 \(begin\)$"
+	in_order "snapshots, newest first" "^  - 2026-11-01: 4 relaties \(na de eerste steungroep\)$" \
+		"^  - 2026-09-01: 2 relaties \(begin\)$"
 	in_order "the goal tree, nested, with its actions in tier order" \
 		"^Hoofddoel 1: Meer betrokken zijn bij de kinderen$" \
 		"^  waardegebied familie, termijn lang, prioriteit 1, status bezig,$" "^    streefdatum 2027-06-30$" \
@@ -154,6 +155,10 @@ if ((HAS_NL)); then
 		"^    - partner: 5$" "^  Volgende evaluatie: 2027-02-01$" \
 		"^Cijfers per waardegebied in de tijd$" "^ +2026-10-01 +2026-12-15$" "^  familie +4 +6$"
 	expect_match "$OUT" "^  partner +- +5$" "a missing score shows as -"
+	in_order "the rules' warnings at the end, in Dutch" "^Aandachtspunten$" \
+		"^  ! steungroep 'Steungroep Joke' is sinds 2026-11-26 niet bijeengekomen" \
+		"^  ! actie 'Joke vraagt de kinderen wat ze lekker vinden' moest uiterlijk$" \
+		"^    2026-12-01 klaar zijn en is niet afgerond$"
 	expect_no_match "$OUT" "Main goal|Direction|Goals and actions|\[client\]|in progress" "nothing English in Dutch"
 
 	LC_ALL=C LANGUAGE=nl ok sm show
@@ -166,6 +171,8 @@ if ((HAS_NL)); then
 	expect_match "$OUT" "^plan [0-9a-f]{32} voor Joke$" "status in Dutch: the plan"
 	expect_match "$OUT" "^dit apparaat \([0-9a-f]{16}\) is lid$" "status in Dutch: membership"
 	expect_match "$OUT" "^4 doelen, [0-9]+ wijzigingen \(0 geweigerd\), 0 conflicten$" "status in Dutch: counts"
+	expect_match "$OUT" "^  ! doel 'Een weekmenu maken' heeft nog geen actie \(doel [0-9a-f]{8}\)$" \
+		"status warnings in Dutch"
 fi
 
 step "show in English (LANG=en_US.UTF-8, and C)"
@@ -184,6 +191,7 @@ in_order "the goal tree and tiers in English" "^Main goal 1: Meer betrokken zijn
 expect_match "$OUT" "^      - Kees \(partner, strong, positive, support: practical, emotional, mutual\)$" \
 	"a tie's choices in English"
 expect_match "$OUT" "^  Meeting of 2026-11-26$" "a meeting in English"
+expect_match "$OUT" "^  ! goal 'Een weekmenu maken' has no action yet$" "warnings in English"
 expect_no_match "$OUT" "Richting|Hoofddoel|Doelen en acties|\[klant\]|nog te doen" "nothing Dutch but the plan's own words"
 LC_ALL=C ok sm show
 expect_eq "$OUT" "$EN" "LC_ALL=C gives the same English"
@@ -237,11 +245,17 @@ expect_eq "$(json_py '[(e["date"], sorted(p["progress"] for p in e["progress"]),
 	'[["2026-10-01", [], [4]], ["2026-12-15", ["geen", "goed"], [5, 6]]]' "evaluations with progress and scores"
 expect_eq "$(json_py '[(a["name"], [(s["date"], s["score"]) for s in a["scores"]]) for a in j["sections"]["evaluatie"]["scores_by_area"]]' <<<"$J")" \
 	'[["partner", [["2026-12-15", 5]]], ["familie", [["2026-10-01", 4], ["2026-12-15", 6]]]]' "scores per area over time"
-expect_eq "$(json_py 'all(w["code"] and w["text"] for w in j["warnings"])' <<<"$J")" "true" "warnings have a code and a text"
+expect_eq "$(json_py 'sorted(set(w["code"] for w in j["warnings"]))' <<<"$J")" \
+	'["action-overdue", "goal-no-action", "goal-not-evaluated", "group-meeting-overdue", "group-no-next-meeting"]' \
+	"the rules' warnings in JSON"
+expect_eq "$(json_py '[w["text"] for w in j["warnings"] if w["code"] == "goal-no-action"]' <<<"$J")" \
+	"[\"goal 'Een weekmenu maken' has no action yet\"]" "a warning's text"
 if ((HAS_NL)); then
 	LC_ALL= LANG=nl_NL.UTF-8 json_valid sm --json show
 	expect_eq "$(json_py 'j["lang"] + " " + j["sections"]["doelen"]["title"]' <<<"$OUT")" "nl Doelen en acties" \
 		"JSON titles in Dutch"
+	expect_eq "$(json_py '[w["text"] for w in j["warnings"] if w["code"] == "goal-no-action"]' <<<"$OUT")" \
+		"[\"doel 'Een weekmenu maken' heeft nog geen actie\"]" "a warning's text in Dutch"
 fi
 
 step "an empty plan says so, section by section"
