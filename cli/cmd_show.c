@@ -33,6 +33,7 @@ static void doc_free(plan_doc *d)
 		for (size_t i = 0; i < d->lists[t].n; i++)
 			entity_free(&d->lists[t].v[i]);
 		free(d->lists[t].v);
+		free(d->lists[t].by_uid);
 	}
 	for (size_t i = 0; i < d->nwarnings; i++) {
 		doc_warning *w = &d->warnings[i];
@@ -112,6 +113,66 @@ static int keep_warning(const samen_warning *w, void *payload)
 	return 0;
 }
 
+/* --- looking things up ------------------------------------------------------------ */
+
+const doc_entity *doc_find(const plan_doc *d, int t, const char *uid)
+{
+	const doc_list *l = &d->lists[t];
+	size_t lo = 0, hi = l->n;
+	if (!uid || !uid[0] || !l->by_uid)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->v[l->by_uid[mid]].uid, uid);
+		if (c == 0)
+			return &l->v[l->by_uid[mid]];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static const doc_list *uid_list;
+static int cmp_uid(const void *x, const void *y)
+{
+	return strcmp(uid_list->v[*(const size_t *)x].uid, uid_list->v[*(const size_t *)y].uid);
+}
+
+/* The uid indexes of every list (after the lists have their final order),
+ * then what each action and PDSA cycle belongs to, so the renderers look
+ * things up in O(log n) and never walk lists inside lists of lists. */
+static int build_index(doc_list *l)
+{
+	if (!l->by_uid && !(l->by_uid = malloc((l->n ? l->n : 1) * sizeof(*l->by_uid))))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory indexing the plan");
+	for (size_t i = 0; i < l->n; i++)
+		l->by_uid[i] = i;
+	uid_list = l; /* qsort has no payload; the command line is single-threaded */
+	qsort(l->by_uid, l->n, sizeof(*l->by_uid), cmp_uid);
+	return 0;
+}
+
+static int index_doc(plan_doc *d)
+{
+	for (int t = 0; t < T_COUNT; t++)
+		if (build_index(&d->lists[t]) < 0)
+			return SAMEN_ENOMEM;
+	for (size_t i = 0; i < d->lists[T_ACTION].n; i++) {
+		doc_entity *a = &d->lists[T_ACTION].v[i];
+		const doc_entity *g = doc_find(d, T_GOAL, doc_value(a, "goal"));
+		a->goal = g ? g->uid : NULL;
+	}
+	for (size_t i = 0; i < d->lists[T_PDSA].n; i++) {
+		doc_entity *c = &d->lists[T_PDSA].v[i];
+		const doc_entity *g = doc_find(d, T_GOAL, doc_value(c, "goal"));
+		const doc_entity *a = g ? NULL : doc_find(d, T_ACTION, doc_value(c, "action"));
+		c->goal = g ? g->uid : a ? a->goal : NULL;
+	}
+	return 0;
+}
+
 /* --- an order people read --------------------------------------------------------- */
 
 typedef struct {
@@ -131,12 +192,10 @@ static int cmp_keys(const void *x, const void *y)
 	return strcmp(a->e->uid, b->e->uid);
 }
 
-static size_t position_in(const doc_list *l, const char *uid)
+static size_t position_in(const plan_doc *d, int t, const char *uid)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].uid, uid) == 0)
-			return i;
-	return SIZE_MAX;
+	const doc_entity *e = doc_find(d, t, uid);
+	return e ? (size_t)(e - d->lists[t].v) : SIZE_MAX;
 }
 
 /* List t follows what its field names: by that entity's place in list
@@ -160,7 +219,7 @@ static int sort_list(plan_doc *d, int t, const char *field, int by)
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		keys[i].e = &l->v[i];
-		keys[i].pos = by >= 0 ? position_in(&d->lists[by], doc_value(&l->v[i], field)) : 0;
+		keys[i].pos = by >= 0 ? position_in(d, by, doc_value(&l->v[i], field)) : 0;
 		keys[i].label = by >= 0 ? "" : doc_shown(&l->v[i], field);
 	}
 	qsort(keys, l->n, sizeof(*keys), cmp_keys);
@@ -169,7 +228,7 @@ static int sort_list(plan_doc *d, int t, const char *field, int by)
 	memcpy(l->v, sorted, l->n * sizeof(*sorted));
 	free(keys);
 	free(sorted);
-	return 0;
+	return build_index(l);
 }
 
 static int doc_load(plan_doc *d, samen_plan *p)
@@ -185,8 +244,10 @@ static int doc_load(plan_doc *d, samen_plan *p)
 		if ((rc = samen_entity_list(p, type_names[t], keep_entity, &l)) < 0)
 			return rc;
 	}
-	if ((rc = sort_list(d, T_VIP, "person", -1)) < 0 || (rc = sort_list(d, T_TIE, "person", -1)) < 0 ||
-	    (rc = sort_list(d, T_PROGRESS, "goal", T_GOAL)) < 0 || (rc = sort_list(d, T_SCORE, "area", T_AREA)) < 0)
+	/* the index first: sorting looks up goals and areas (whose order stays) */
+	if ((rc = index_doc(d)) < 0 || (rc = sort_list(d, T_VIP, "person", -1)) < 0 ||
+	    (rc = sort_list(d, T_TIE, "person", -1)) < 0 || (rc = sort_list(d, T_PROGRESS, "goal", T_GOAL)) < 0 ||
+	    (rc = sort_list(d, T_SCORE, "area", T_AREA)) < 0)
 		return rc;
 	/* SAMEN_TODAY=YYYY-MM-DD: the day the rules use, as in samen status */
 	today = getenv("SAMEN_TODAY");
@@ -218,28 +279,10 @@ const char *doc_shown(const doc_entity *e, const char *field)
 	return f->label && f->label[0] ? f->label : f->value;
 }
 
-const doc_entity *doc_find(const plan_doc *d, int t, const char *uid)
-{
-	const doc_list *l = &d->lists[t];
-	if (!uid || !uid[0])
-		return NULL;
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].uid, uid) == 0)
-			return &l->v[i];
-	return NULL;
-}
-
 const char *doc_goal_of(const plan_doc *d, const doc_entity *e)
 {
-	const char *g = doc_value(e, "goal");
-	const doc_entity *a;
-	if (doc_find(d, T_GOAL, g))
-		return g;
-	if (strcmp(e->type->name, "action") == 0)
-		return NULL;
-	if ((a = doc_find(d, T_ACTION, doc_value(e, "action"))) && doc_find(d, T_GOAL, doc_value(a, "goal")))
-		return doc_value(a, "goal");
-	return NULL;
+	(void)d;
+	return e->goal;
 }
 
 static int tier_order(const doc_entity *a)
@@ -255,10 +298,10 @@ size_t doc_goal_actions(const plan_doc *d, const char *goal, const doc_entity **
 	/* four passes keep list order within a tier (a stable sort) */
 	for (int tier = 0; tier < 4; tier++)
 		for (size_t i = 0; i < l->n; i++) {
-			const char *g = doc_goal_of(d, &l->v[i]);
+			const char *g = l->v[i].goal;
 			if (tier_order(&l->v[i]) != tier)
 				continue;
-			if (goal ? g && strcmp(g, goal) == 0 : g == NULL)
+			if (goal ? g && (g == goal || strcmp(g, goal) == 0) : g == NULL)
 				out[n++] = &l->v[i];
 		}
 	return n;

@@ -34,11 +34,14 @@ typedef struct {
 	const samen_type_info *type;
 	doc_field *fields;       /* owned, type->nfields of them */
 	size_t nfields;
+	const char *goal;        /* actions, PDSA cycles: the uid of the goal they
+	                            belong to (borrowed from that goal), or NULL */
 } doc_entity;
 
 typedef struct {
 	doc_entity *v;
 	size_t n, cap;
+	size_t *by_uid;          /* indexes of v sorted by uid, for doc_find() */
 } doc_list;
 
 typedef struct {
@@ -58,7 +61,7 @@ const char *doc_value(const doc_entity *e, const char *field);
 const char *doc_shown(const doc_entity *e, const char *field);
 /* The entity of type t with uid, or NULL. */
 const doc_entity *doc_find(const plan_doc *d, int t, const char *uid);
-/* The goal an action, PDSA cycle ... belongs to (uid or NULL): its own goal
+/* The goal an action or PDSA cycle belongs to (uid or NULL): its own goal
  * field, or for a PDSA cycle with only an action, the action's goal. */
 const char *doc_goal_of(const plan_doc *d, const doc_entity *e);
 /* Actions of goal (uid; NULL: those without a goal that exists), in the

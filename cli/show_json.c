@@ -442,7 +442,7 @@ static void warnings(FILE *f, const plan_doc *d, int *first)
 		fputs(i ? ",{" : "{", f);
 		json_kv_str(f, &k, "code", w->code);
 		json_kv_str(f, &k, "type", w->type);
-		json_kv_str(f, &k, "entity", w->entity);
+		json_kv_str(f, &k, "id", w->entity);
 		json_kv_str(f, &k, "label", w->label);
 		json_kv_str(f, &k, "detail", w->detail);
 		json_kv_str(f, &k, "message", w->message);

@@ -4,16 +4,25 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 int term_width(void)
 {
 	const char *v = getenv("COLUMNS");
+	struct winsize ws;
 	char *end;
-	long n;
-	if (!v || !v[0])
-		return 80;
-	n = strtol(v, &end, 10);
-	if (*end || n <= 0)
+	long n = 0;
+
+	if (v && v[0]) {
+		n = strtol(v, &end, 10);
+		if (*end)
+			n = 0;
+	}
+	/* shells seldom export COLUMNS: ask the terminal, if output goes to one */
+	if (n <= 0 && isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+		n = ws.ws_col;
+	if (n <= 0)
 		return 80;
 	return n < 40 ? 40 : n > 160 ? 160 : (int)n;
 }

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* The width to wrap at: $COLUMNS clamped to [40, 160], else 80. */
+/* The width to wrap at: $COLUMNS, else the terminal's width when output
+ * goes to one, else 80; clamped to [40, 160]. */
 int term_width(void);
 /* Columns that UTF-8 text takes (wide characters two, combining marks none;
  * an invalid byte counts as one replacement character). */
