@@ -269,6 +269,20 @@ json_valid sm --plan Karin --json show
 expect_eq "$(json_py 'len(j["sections"]["doelen"]["goals"])' <<<"$OUT")" 0 "no goals in JSON"
 fails_with 2 "show takes no arguments" -- sm --plan Karin show extra
 
+step "a deep goal tree nests in JSON and numbers in text"
+P=""
+for t in Opleiding Stage Stageplek Sollicitatie Gesprek; do
+	P="$(add --plan Karin goal add "$t" ${P:+--parent "$P"})"
+done
+add --plan Karin goal add "Eigen woning" >/dev/null
+json_valid sm --plan Karin --json show
+expect_eq "$(json_py '[(g["number"], g["level"], g["subgoals"][0]["subgoals"][0]["subgoals"][0]["subgoals"][0]["number"] if g["subgoals"] else None) for g in j["sections"]["doelen"]["goals"]]' <<<"$OUT")" \
+	'[["1", "hoofddoel", null], ["2", "hoofddoel", "2.1.1.1.1"]]' "five levels nest (goals in order of title here)"
+ok sm --plan Karin show
+in_order "deeper goals indent and number" "^Main goal 1: Eigen woning$" "^Main goal 2: Opleiding$" \
+	"^  Subgoal 2\.1: Stage$" "^    Step goal 2\.1\.1: Stageplek$" "^      Step goal 2\.1\.1\.1: Sollicitatie$" \
+	"^        Step goal 2\.1\.1\.1\.1: Gesprek$"
+
 step "po/nl.po translates every message marked in cli/"
 if [[ -n "${SAMEN_SRC:-}" ]] && command -v xgettext >/dev/null && command -v msgcmp >/dev/null; then
 	ok xgettext --from-code=UTF-8 --keyword=_ --keyword=N_ --keyword=P_:1,2 -o "$SCEN_TMP/samen.pot" \
