@@ -96,19 +96,20 @@ static void fact(strbuf *b, int *n, const char *label, const char *value)
 	(glue ? add_glued : sb_add)(b, value);
 }
 
-static void close_facts(strbuf *b, int n) { sb_add(b, n ? ")" : ""); }
-
-static void open_facts(strbuf *b, int *n)
+/* Facts in parentheses after a line's text: " (a, b)", or nothing when
+ * none has a value. facts_open() returns where they start. */
+static size_t facts_open(strbuf *b, int *n)
 {
+	size_t mark = b->len;
 	sb_add(b, " (");
 	*n = 0;
+	return mark;
 }
 
-/* Facts are written as " (a, b)"; with none, the " (" is taken back. */
-static void end_facts(strbuf *b, size_t mark, int n)
+static void facts_close(strbuf *b, size_t mark, int n)
 {
 	if (n)
-		close_facts(b, n);
+		sb_add(b, ")");
 	else if (b->s && b->len >= mark) {
 		b->len = mark;
 		b->s[mark] = '\0';
@@ -166,11 +167,10 @@ static void show_strengths(out *o)
 		int n = 0;
 		sb_clear(&o->sb);
 		sb_add(&o->sb, doc_value(s, "text"));
-		mark = o->sb.len;
-		open_facts(&o->sb, &n);
+		mark = facts_open(&o->sb, &n);
 		fact(&o->sb, &n, NULL, doc_shown(s, "area"));
 		fact(&o->sb, &n, _("source:"), enum_text(doc_value(s, "source")));
-		end_facts(&o->sb, mark, n);
+		facts_close(&o->sb, mark, n);
 		sb_add(&o->sb, conflict_note(s));
 		bullet(o, 2, sb_str(&o->sb));
 	}
@@ -189,11 +189,10 @@ static void show_vips(out *o)
 		int n = 0;
 		sb_clear(&o->sb);
 		sb_add(&o->sb, doc_shown(v, "person"));
-		mark = o->sb.len;
-		open_facts(&o->sb, &n);
+		mark = facts_open(&o->sb, &n);
 		fact(&o->sb, &n, NULL, person ? doc_value(person, "relation") : "");
 		fact(&o->sb, &n, _("life area"), doc_shown(v, "area"));
-		end_facts(&o->sb, mark, n);
+		facts_close(&o->sb, mark, n);
 		sb_add(&o->sb, conflict_note(v));
 		bullet(o, 2, sb_str(&o->sb));
 		labelled(o, 4, _("Why"), doc_value(v, "why"));
@@ -241,14 +240,13 @@ static void show_tie(out *o, const doc_entity *t)
 
 	sb_clear(&o->sb);
 	sb_add(&o->sb, doc_shown(t, "person"));
-	mark = o->sb.len;
-	open_facts(&o->sb, &n);
+	mark = facts_open(&o->sb, &n);
 	fact(&o->sb, &n, NULL, person ? doc_value(person, "relation") : "");
 	fact(&o->sb, &n, NULL, enum_text(doc_value(t, "strength")));
 	fact(&o->sb, &n, NULL, enum_text(doc_value(t, "valence")));
 	fact(&o->sb, &n, _("support:"), enum_set_text(doc_value(t, "support"), set, sizeof(set)));
 	fact(&o->sb, &n, NULL, enum_text(doc_value(t, "reciprocity")));
-	end_facts(&o->sb, mark, n);
+	facts_close(&o->sb, mark, n);
 	sb_add(&o->sb, conflict_note(t));
 	bullet(o, 6, sb_str(&o->sb));
 	labelled(o, 8, _("Note"), doc_value(t, "note"));
@@ -311,10 +309,9 @@ static void show_persons(out *o)
 			subheading(o, list_of(o, T_TIE)->n ? _("Persons not on the network map") : _("Persons"));
 		sb_clear(&o->sb);
 		sb_add(&o->sb, doc_value(p, "name"));
-		mark = o->sb.len;
-		open_facts(&o->sb, &n);
+		mark = facts_open(&o->sb, &n);
 		fact(&o->sb, &n, NULL, doc_value(p, "relation"));
-		end_facts(&o->sb, mark, n);
+		facts_close(&o->sb, mark, n);
 		bullet(o, 2, sb_str(&o->sb));
 		labelled(o, 4, _("Contact"), doc_value(p, "contact"));
 	}
@@ -379,12 +376,11 @@ static void show_action(out *o, int indent, size_t number, const doc_entity *a)
 	sb_addf(&prefix, "%zu. ", number);
 	sb_clear(&o->sb);
 	sb_addf(&o->sb, "[%s] %s", tier[0] ? enum_text(tier) : _("no tier"), doc_value(a, "text"));
-	mark = o->sb.len;
-	open_facts(&o->sb, &n);
+	mark = facts_open(&o->sb, &n);
 	fact(&o->sb, &n, NULL, doc_shown(a, "person"));
 	fact(&o->sb, &n, _("due"), doc_value(a, "due"));
 	fact(&o->sb, &n, NULL, enum_text(doc_value(a, "status")));
-	end_facts(&o->sb, mark, n);
+	facts_close(&o->sb, mark, n);
 	sb_add(&o->sb, conflict_note(a));
 	put_wrapped(o->f, o->width, indent, sb_str(&prefix), sb_str(&o->sb), indent + (int)prefix.len);
 	labelled(o, indent + (int)prefix.len, _("Reason"), doc_value(a, "reason"));
