@@ -283,6 +283,25 @@ in_order "deeper goals indent and number" "^Main goal 1: Eigen woning$" "^Main g
 	"^  Subgoal 2\.1: Stage$" "^    Step goal 2\.1\.1: Stageplek$" "^      Step goal 2\.1\.1\.1: Sollicitatie$" \
 	"^        Step goal 2\.1\.1\.1\.1: Gesprek$"
 
+step "a conflict is marked where it stands"
+A="$SCEN_TMP/a"
+B="$SCEN_TMP/b"
+new_device "$A" Anna
+new_device "$B" Bram
+ok samen --store "$A" plan create --client Sebastiaan
+ok samen --store "$A" goal add "Thuis wonen" --term lang
+ok samen --store "$A" member add Bram --device "$KEY"
+ok samen --store "$A" bundle create "$SCEN_TMP/a.samen"
+ok samen --store "$B" bundle import "$SCEN_TMP/a.samen"
+ok samen --store "$A" goal set "Thuis wonen" status bezig
+ok samen --store "$B" goal set "Thuis wonen" status gestopt
+ok samen --store "$B" bundle create "$SCEN_TMP/b.samen"
+ok samen --store "$A" bundle import "$SCEN_TMP/b.samen"
+ok samen --store "$A" show
+expect_match "$OUT" "^Main goal 1: Thuis wonen \[concurrent values: see samen conflicts\]$" "a conflicted goal is marked"
+json_valid samen --store "$A" --json show
+expect_eq "$(json_py 'j["sections"]["doelen"]["goals"][0]["conflicts"]' <<<"$OUT")" '["status"]' "and named in JSON"
+
 step "po/nl.po translates every message marked in cli/"
 if [[ -n "${SAMEN_SRC:-}" ]] && command -v xgettext >/dev/null && command -v msgcmp >/dev/null; then
 	ok xgettext --from-code=UTF-8 --keyword=_ --keyword=N_ --keyword=P_:1,2 -o "$SCEN_TMP/samen.pot" \
