@@ -38,4 +38,14 @@ void fmt_time(char *buf, size_t cap, int64_t t);
 
 /* Command groups in their own files (cli/cmd_*.c). */
 
+/* cmd_remote.c: git remotes */
+int cmd_remote(cli *c);
+int cmd_push(cli *c);
+int cmd_pull(cli *c);
+int cmd_sync(cli *c);
+int cmd_plan_clone(cli *c);
+/* The plan's remotes for `samen status`: text lines, or under json a
+ * "remotes" array member of the object being printed. */
+void remote_status(samen_plan *p, int json, int *first);
+
 #endif

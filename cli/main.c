@@ -19,6 +19,7 @@ const char usage_text[] =
 	"  id                              show this device's key and name\n"
 	"  plan create --client NAME [--lang nl|en]\n"
 	"  plan list\n"
+	"  plan clone URL [PLAN] [--remote NAME]   start from a git remote (default name origin)\n"
 	"  goal add TITLE [--FIELD VALUE ...]   fields: area parent term priority rank\n"
 	"                                       status target description\n"
 	"  goal list | show GOAL | set GOAL FIELD VALUE [FIELD VALUE ...] | rm GOAL\n"
@@ -29,6 +30,8 @@ const char usage_text[] =
 	"  member add NAME --device KEY | member list\n"
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
 	"  vv                              this plan's version vector (for --since)\n"
+	"  remote add NAME URL | remote list | remote remove NAME   git remotes (path, git://, ssh, https)\n"
+	"  pull NAME | push NAME | sync NAME   with a git remote (sync: pull, then push)\n"
 	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
 	"  rebuild                         recreate the replica from the history\n"
@@ -105,9 +108,11 @@ static int cmd_plan(cli *c)
 	samen_plan *p = NULL;
 	const char *sub = c->argc ? c->argv[0] : NULL;
 	if (!sub)
-		return usage("plan: create or list?");
+		return usage("plan: create, list or clone?");
 	c->argc--;
 	c->argv++;
+	if (strcmp(sub, "clone") == 0)
+		return cmd_plan_clone(c);
 	if (strcmp(sub, "create") == 0) {
 		const char *client = take_opt(c, "--client");
 		const char *lang = take_opt(c, "--lang");
@@ -170,7 +175,7 @@ static int cmd_plan(cli *c)
 		samen_store_free(s);
 		return 0;
 	}
-	return usage("plan: create or list?");
+	return usage("plan: create, list or clone?");
 }
 
 /* --- goals ------------------------------------------------------------------------ */
@@ -852,6 +857,7 @@ static int cmd_status(cli *c)
 		json_kv_str(stdout, &first, "last_change", st.last_change[0] ? st.last_change : NULL);
 		json_kv_str(stdout, &first, "last_author", st.last_change[0] ? st.last_author : NULL);
 		json_kv_int(stdout, &first, "last_time", st.last_time);
+		remote_status(p, 1, &first);
 		printf("}\n");
 	} else {
 		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
@@ -868,6 +874,7 @@ static int cmd_status(cli *c)
 		if (st.evidence)
 			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
 			       (long long)st.evidence);
+		remote_status(p, 0, NULL);
 	}
 	samen_plan_free(p);
 	samen_store_free(s);
@@ -971,6 +978,7 @@ static const struct {
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
+	{"remote", cmd_remote}, {"pull", cmd_pull},   {"push", cmd_push},         {"sync", cmd_sync},
 };
 
 int main(int argc, char **argv)

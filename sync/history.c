@@ -857,6 +857,31 @@ cleanup:
 	return error;
 }
 
+/* The commit id history_write_change() would give e, computed without
+ * writing anything: the same builders, hashed with git's object hash. */
+int history_hash_change(git_oid *commit_out, const history_entry *e)
+{
+	static const uint8_t empty[1] = {0};
+	unsigned char tree[TREE_SIZE];
+	char *commit = NULL;
+	size_t commit_len = 0;
+	git_oid change_id, sig_id, tree_id;
+	int error;
+
+	if (!commit_out || !e || (!e->change && e->change_len) || !e->sig || (!e->parents && e->nparents) ||
+	    !e->author_name || !e->author_email || !e->message)
+		return samen_error_set(SAMEN_EINVAL, "history_hash_change: entry lacks change, sig, parents, author or message");
+	hash_object(&change_id, GIT_OBJECT_BLOB, e->change ? e->change : empty, e->change_len);
+	hash_object(&sig_id, GIT_OBJECT_BLOB, e->sig, SIG_LEN);
+	build_tree(tree, &change_id, &sig_id);
+	hash_object(&tree_id, GIT_OBJECT_TREE, tree, sizeof(tree));
+	if ((error = build_commit(&commit, &commit_len, &tree_id, e)) < 0)
+		return error;
+	hash_object(commit_out, GIT_OBJECT_COMMIT, commit, commit_len);
+	free(commit);
+	return 0;
+}
+
 /* ---- batches --------------------------------------------------------- */
 
 int history_batch_begin(samen_history *h)

@@ -61,6 +61,9 @@ int plan_walk_chain(samen_plan *plan, const git_oid *head, plan_chain_cb cb, voi
 
 /* The one-line summary of a change in lang ("nl" or "en"). */
 char *change_summary(const samen_change *c, const char *lang);
+/* The full message of a change's commit (summary, blank line, trailer),
+ * malloc'ed; NULL when out of memory. Part of the history format. */
+char *change_commit_message(const samen_change *c, const uint8_t id[32], const char *lang);
 
 /* Apply what the history holds and the replica lacks; *recovered (may be
  * NULL) receives how many changes that was. */

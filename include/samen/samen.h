@@ -5,4 +5,5 @@
 #include "samen/store.h"
 #include "samen/plan.h"
 #include "samen/bundle.h"
+#include "samen/remote.h"
 #endif
