@@ -905,6 +905,65 @@ cleanup:
 	return rc;
 }
 
+/* After verification a quarantine ref stays only where its commit is a
+ * verified change commit: one the replica holds under that very commit, or
+ * a candidate that passed every check (it may still have been refused by
+ * the ordering, as a fork is: status then shows the divergence). Anything
+ * else is deleted, so that a ref at a blob or at a commit with missing
+ * parents cannot break the negotiation of every later fetch. What was
+ * refused was reported; the next pull reports it again. */
+static bool quarantine_ref_verified(walk_state *w, const git_oid *tip)
+{
+	samen_plan *p = w->plan;
+	uint64_t *ci = hmap_get(&w->by_commit, tip->id);
+	git_oid parents[SAMEN_MAX_DEPS + 1];
+	uint8_t *bytes = NULL, sig[64], id[32], raw[20];
+	size_t len, np;
+	bool ok;
+
+	if (ci)
+		return w->c[*ci].state == CAND_OK;
+	if (history_read_change(p->hist, tip, &bytes, &len, SAMEN_MAX_CHANGE_BYTES, sig, parents, SAMEN_MAX_DEPS + 1,
+	                        &np) < 0) {
+		samen_error_clear();
+		return false;
+	}
+	change_id(id, bytes, len);
+	free(bytes);
+	ok = replica_change_commit(p->rep, id, raw) == 0 && memcmp(raw, tip->id, 20) == 0;
+	return ok;
+}
+
+static int prune_quarantine(walk_state *w, const char *name)
+{
+	git_repository *repo = history_repo(w->plan->hist);
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
+	git_odb *odb = NULL;
+	char glob[128];
+	int rc = 0;
+
+	snprintf(glob, sizeof(glob), QUARANTINE_PREFIX "%s/*", name);
+	if (git_repository_odb(&odb, repo) < 0 || git_reference_iterator_glob_new(&it, repo, glob) < 0) {
+		git_odb_free(odb);
+		return samen_error_set(SAMEN_EIO, "cannot list the quarantine refs: %s", git_detail());
+	}
+	while (git_reference_next(&ref, it) == 0) {
+		const git_oid *tip = git_reference_target(ref);
+		git_object_t type = GIT_OBJECT_INVALID;
+		size_t size;
+		bool keep = tip && git_odb_read_header(&size, &type, odb, tip) == 0 && type == GIT_OBJECT_COMMIT &&
+		            quarantine_ref_verified(w, tip);
+		if (!keep && git_reference_delete(ref) < 0 && rc == 0)
+			rc = samen_error_set(SAMEN_EIO, "cannot delete the refused ref %s: %s", git_reference_name(ref),
+			                     git_detail());
+		git_reference_free(ref);
+	}
+	git_reference_iterator_free(it);
+	git_odb_free(odb);
+	return rc;
+}
+
 int samen_remote_pull(samen_plan *p, const char *name, samen_remote_stats *st)
 {
 	git_remote *remote = NULL;
@@ -924,11 +983,13 @@ int samen_remote_pull(samen_plan *p, const char *name, samen_remote_stats *st)
 	hmap_init(&w.verified, 32);
 	if ((rc = lookup_remote(&remote, p, name)) < 0)
 		goto cleanup;
-	if ((rc = fetch_into_quarantine(p, remote, name, &ctx)) < 0)
+	/* what an interrupted pull may have left unverified goes first (the
+	 * fetch brings it again) */
+	if ((rc = prune_quarantine(&w, name)) < 0 || (rc = fetch_into_quarantine(p, remote, name, &ctx)) < 0)
 		goto cleanup;
 	if ((rc = walk_quarantine(&w, name)) < 0)
 		goto cleanup;
-	if ((rc = verify_and_adopt(&w)) < 0)
+	if ((rc = verify_and_adopt(&w)) < 0 || (rc = prune_quarantine(&w, name)) < 0)
 		goto cleanup;
 	record_time(p, name, "samenlastpull");
 cleanup:
