@@ -237,35 +237,88 @@ static void init_callbacks(git_remote_callbacks *cb, remote_ctx *ctx)
 
 /* ---- the remote's configuration ---------------------------------------------------- */
 
+/*
+ * The remote is made in memory from its URL, nameless and without
+ * url.*.insteadOf rewriting: every libgit2 1.5 call that reads remotes
+ * from the config (git_remote_lookup, git_remote_create, git_remote_list,
+ * git_remote_delete) matches config names with a regular expression and
+ * leaks pcre2 match data on every name that does not match (its
+ * git_regexp_match returns early without freeing). The refspecs are passed
+ * to every fetch and push, so nothing else in the config is needed.
+ */
 static int lookup_remote(git_remote **out, samen_plan *p, const char *name)
 {
+	git_remote_create_options o;
+	git_config *cfg = NULL;
+	git_buf url = GIT_BUF_INIT;
+	char key[SAMEN_REMOTE_NAME_MAX + 16];
 	int rc;
+
+	*out = NULL;
 	if ((rc = check_remote_name(name)) < 0)
 		return rc;
-	rc = git_remote_lookup(out, history_repo(p->hist), name);
-	if (rc == GIT_ENOTFOUND)
-		return samen_error_set(SAMEN_ENOTFOUND, "no remote '%s' in plan %s (samen remote add %s URL)", name,
-		                       p->idhex, name);
-	if (rc < 0)
-		return samen_error_set(SAMEN_EIO, "cannot read remote '%s': %s", name, git_detail());
-	return 0;
+	snprintf(key, sizeof(key), "remote.%s.url", name);
+	if (git_repository_config_snapshot(&cfg, history_repo(p->hist)) < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot read the configuration of plan %s: %s", p->idhex, git_detail());
+		goto cleanup;
+	}
+	rc = git_config_get_string_buf(&url, cfg, key);
+	if (rc == GIT_ENOTFOUND) {
+		rc = samen_error_set(SAMEN_ENOTFOUND, "no remote '%s' in plan %s (samen remote add %s URL)", name,
+		                     p->idhex, name);
+		goto cleanup;
+	}
+	if (rc < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot read remote '%s': %s", name, git_detail());
+		goto cleanup;
+	}
+	git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	o.repository = history_repo(p->hist);
+	o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	if (git_remote_create_with_opts(out, url.ptr, &o) < 0)
+		rc = samen_error_set(SAMEN_EINVAL, "remote '%s' has a URL libgit2 cannot use (%s): %s", name, url.ptr,
+		                     git_detail());
+cleanup:
+	git_buf_dispose(&url);
+	git_config_free(cfg);
+	return rc;
 }
 
+/* Written with plain config sets: git_remote_create() matches existing
+ * entries with a regular expression and leaks in libgit2 1.5 (see
+ * foreach_config_entry()). The result is the section git writes:
+ *   [remote "NAME"] url = URL, fetch = +refs/samen/plans/PLAN/devices/(all):(quarantine) */
 int samen_remote_add(samen_plan *p, const char *name, const char *url)
 {
-	git_remote *r = NULL;
-	char *abs = NULL, spec[256];
+	git_config *cfg = NULL;
+	git_config_entry *existing = NULL;
+	char *abs = NULL, spec[256], key[SAMEN_REMOTE_NAME_MAX + 16];
 	int rc;
 
 	if ((rc = check_remote_name(name)) < 0 || (rc = normalize_url(url, &abs)) < 0)
 		return rc;
 	remote_refspec(spec, sizeof(spec), p, name);
-	rc = git_remote_create_with_fetchspec(&r, history_repo(p->hist), name, abs, spec);
-	if (rc == GIT_EEXISTS)
+	if (git_repository_config(&cfg, history_repo(p->hist)) < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot open the configuration of plan %s: %s", p->idhex, git_detail());
+		goto cleanup;
+	}
+	snprintf(key, sizeof(key), "remote.%s.url", name);
+	if (git_config_get_entry(&existing, cfg, key) == 0) {
 		rc = samen_error_set(SAMEN_EEXISTS, "plan %s already has a remote '%s' (samen remote list)", p->idhex, name);
-	else if (rc < 0)
-		rc = samen_error_set(SAMEN_EINVAL, "cannot add remote '%s' with URL %s: %s", name, abs, git_detail());
-	git_remote_free(r);
+		goto cleanup;
+	}
+	if (git_config_set_string(cfg, key, abs) < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot add remote '%s': %s", name, git_detail());
+		goto cleanup;
+	}
+	snprintf(key, sizeof(key), "remote.%s.fetch", name);
+	if (git_config_set_string(cfg, key, spec) < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot add remote '%s': %s", name, git_detail());
+		goto cleanup;
+	}
+cleanup:
+	git_config_entry_free(existing);
+	git_config_free(cfg);
 	free(abs);
 	return rc;
 }
@@ -290,19 +343,102 @@ static int delete_refs_under(git_repository *repo, const char *prefix)
 	return rc;
 }
 
+/*
+ * Config entries are walked with a plain iterator and matched here: the
+ * libgit2 calls that match config names by regular expression
+ * (git_remote_list, git_remote_delete) leak pcre2 match data on every
+ * entry that does not match (libgit2 1.5 git_regexp_match), which the
+ * sanitizer builds report.
+ */
+typedef int (*config_entry_cb)(git_config *cfg, const char *entry_name, const char *value, void *payload);
+
+static int foreach_config_entry(samen_plan *p, config_entry_cb cb, void *payload)
+{
+	git_config *cfg = NULL, *snap = NULL;
+	git_config_iterator *it = NULL;
+	git_config_entry *e;
+	int rc = 0;
+
+	if (git_repository_config(&cfg, history_repo(p->hist)) < 0 || git_config_snapshot(&snap, cfg) < 0 ||
+	    git_config_iterator_new(&it, snap) < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot read the configuration of plan %s: %s", p->idhex, git_detail());
+		goto cleanup;
+	}
+	while (rc == 0 && git_config_next(&e, it) == 0)
+		rc = cb(cfg, e->name, e->value, payload);
+cleanup:
+	git_config_iterator_free(it);
+	git_config_free(snap);
+	git_config_free(cfg);
+	return rc;
+}
+
+typedef struct {
+	char prefix[SAMEN_REMOTE_NAME_MAX + 16];
+	char **names;
+	size_t n, cap;
+} entry_list;
+
+static int collect_entry(git_config *cfg, const char *entry_name, const char *value, void *payload)
+{
+	entry_list *l = payload;
+	size_t plen = strlen(l->prefix);
+	(void)cfg;
+	(void)value;
+	if (strncmp(entry_name, l->prefix, plen) != 0)
+		return 0;
+	/* "remote.NAME.url" -> NAME: the prefix is "remote." when listing */
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 8;
+		void *np = realloc(l->names, nc * sizeof(*l->names));
+		if (!np)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		l->names = np;
+		l->cap = nc;
+	}
+	if (!(l->names[l->n] = strdup(entry_name)))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	l->n++;
+	return 0;
+}
+
+static void entry_list_free(entry_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+}
+
 int samen_remote_remove(samen_plan *p, const char *name)
 {
 	git_remote *r = NULL;
+	git_config *cfg = NULL;
+	entry_list l;
 	char prefix[128];
 	int rc;
 
 	if ((rc = lookup_remote(&r, p, name)) < 0)
 		return rc;
 	git_remote_free(r);
-	if (git_remote_delete(history_repo(p->hist), name) < 0)
-		return samen_error_set(SAMEN_EIO, "cannot remove remote '%s': %s", name, git_detail());
+	memset(&l, 0, sizeof(l));
+	snprintf(l.prefix, sizeof(l.prefix), "remote.%s.", name);
+	if ((rc = foreach_config_entry(p, collect_entry, &l)) < 0)
+		goto cleanup;
+	if (git_repository_config(&cfg, history_repo(p->hist)) < 0) {
+		rc = samen_error_set(SAMEN_EIO, "cannot open the configuration of plan %s: %s", p->idhex, git_detail());
+		goto cleanup;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		if (git_config_delete_entry(cfg, l.names[i]) < 0 && git_config_delete_multivar(cfg, l.names[i], ".*") < 0) {
+			rc = samen_error_set(SAMEN_EIO, "cannot remove %s from the configuration: %s", l.names[i], git_detail());
+			goto cleanup;
+		}
 	snprintf(prefix, sizeof(prefix), QUARANTINE_PREFIX "%s/", name);
-	return delete_refs_under(history_repo(p->hist), prefix);
+	rc = delete_refs_under(history_repo(p->hist), prefix);
+cleanup:
+	git_config_free(cfg);
+	entry_list_free(&l);
+	return rc;
 }
 
 /* When the last pull or push happened, in the remote's config section. */
@@ -404,7 +540,7 @@ static int fetch_into_quarantine(samen_plan *p, git_remote *remote, const char *
 	fo.prune = GIT_FETCH_PRUNE;            /* the quarantine mirrors the remote */
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	fo.update_fetchhead = 0;
-	if (git_remote_fetch(remote, &specs, &fo, "samen pull") < 0) {
+	if (git_remote_fetch(remote, &specs, &fo, NULL) < 0) {
 		if (ctx->over_cap)
 			return samen_error_set(SAMEN_ELIMIT, "remote '%s' sent more than the limit of %llu MiB or %u objects;"
 			                       " nothing from it was adopted", name,
@@ -1218,28 +1354,54 @@ static void compare_remote_only(compare_ctx *cc)
 	git_reference_iterator_free(it);
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int samen_remote_list(samen_plan *p, samen_remote_cb cb, void *payload)
 {
 	git_repository *repo = history_repo(p->hist);
-	git_strarray names = {NULL, 0};
 	git_config *cfg = NULL;
-	int rc = 0;
+	entry_list l;
+	int rc;
 
-	if (git_remote_list(&names, repo) < 0 || git_repository_config_snapshot(&cfg, repo) < 0) {
+	memset(&l, 0, sizeof(l));
+	snprintf(l.prefix, sizeof(l.prefix), "remote.");
+	if ((rc = foreach_config_entry(p, collect_entry, &l)) < 0)
+		goto cleanup;
+	if (git_repository_config_snapshot(&cfg, repo) < 0) {
 		rc = samen_error_set(SAMEN_EIO, "cannot read the remotes of plan %s: %s", p->idhex, git_detail());
 		goto cleanup;
 	}
-	for (size_t i = 0; i < names.count && rc == 0; i++) {
-		git_remote *r = NULL;
+	/* keep "remote.NAME.url" entries, as NAME */
+	for (size_t i = 0; i < l.n; i++) {
+		char *nm = l.names[i] + strlen("remote.");
+		size_t len = strlen(nm);
+		if (len > 4 && strcmp(nm + len - 4, ".url") == 0) {
+			memmove(l.names[i], nm, len - 4);
+			l.names[i][len - 4] = '\0';
+		} else {
+			l.names[i][0] = '\0';
+		}
+	}
+	if (l.n > 1)
+		qsort(l.names, l.n, sizeof(*l.names), by_name);
+	for (size_t i = 0; i < l.n && rc == 0; i++) {
+		git_buf url = GIT_BUF_INIT;
 		samen_remote_info info;
 		compare_ctx cc;
-		if (check_remote_name(names.strings[i]) < 0 || git_remote_lookup(&r, repo, names.strings[i]) < 0) {
+		char key[SAMEN_REMOTE_NAME_MAX + 16];
+		if (!l.names[i][0] || check_remote_name(l.names[i]) < 0) {
 			samen_error_clear();
 			continue; /* not one of ours */
 		}
+		snprintf(key, sizeof(key), "remote.%s.url", l.names[i]);
+		if (git_config_get_string_buf(&url, cfg, key) < 0)
+			continue;
 		memset(&info, 0, sizeof(info));
-		info.name = names.strings[i];
-		info.url = git_remote_url(r) ? git_remote_url(r) : "";
+		info.name = l.names[i];
+		info.url = url.ptr;
 		info.last_pull = recorded_time(cfg, info.name, "samenlastpull");
 		info.last_push = recorded_time(cfg, info.name, "samenlastpush");
 		cc.plan = p;
@@ -1250,12 +1412,11 @@ int samen_remote_list(samen_plan *p, samen_remote_cb cb, void *payload)
 			compare_remote_only(&cc);
 			rc = cb(&info, payload);
 		}
-		git_remote_free(r);
+		git_buf_dispose(&url);
 	}
 cleanup:
 	git_config_free(cfg);
-	git_strarray_dispose(&names);
-	samen_error_clear();
+	entry_list_free(&l);
 	return rc;
 }
 
