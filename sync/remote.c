@@ -168,17 +168,21 @@ typedef struct {
 	size_t naccepted, cap_accepted;
 } remote_ctx;
 
-/* ssh: the ssh agent once; anything else: libgit2's defaults (none). A
- * second call means the first offer failed: give up instead of looping. */
+/* ssh: the ssh agent; https: SAMEN_GIT_USERNAME and SAMEN_GIT_PASSWORD
+ * (a token) from the environment, when set. Offered once: a second call
+ * means the offer failed, and asking again would loop. */
 static int on_credentials(git_credential **out, const char *url, const char *user, unsigned int allowed,
                           void *payload)
 {
 	remote_ctx *ctx = payload;
+	const char *env_user = getenv("SAMEN_GIT_USERNAME"), *env_pass = getenv("SAMEN_GIT_PASSWORD");
 	(void)url;
 	if (ctx->cred_tries++ > 0)
 		return GIT_EAUTH;
 	if (allowed & GIT_CREDENTIAL_SSH_KEY)
 		return git_credential_ssh_key_from_agent(out, user ? user : "git");
+	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && env_pass)
+		return git_credential_userpass_plaintext_new(out, env_user ? env_user : (user ? user : "git"), env_pass);
 	if (allowed & GIT_CREDENTIAL_DEFAULT)
 		return git_credential_default_new(out);
 	return GIT_PASSTHROUGH;

@@ -51,6 +51,11 @@ BIGTREE="$(printf '100644 blob %s\tchange\n100644 blob %s\tsig\n' "$BIG" "$SIG" 
 BIGC="$(eg commit-tree "$BIGTREE" -m huge)"
 eg update-ref "$NS/$(fake_key 2)" "$BIGC"
 
+step "a commit object of 2 MiB (its message)"
+head -c 2097152 /dev/zero | tr '\0' x >"$SCEN_TMP/long-message"
+HUGEC="$(eg commit-tree "$EMPTY_TREE" -F "$SCEN_TMP/long-message")"
+eg update-ref "$NS/$(fake_key 4)" "$HUGEC"
+
 step "a ref that points at a blob"
 eg update-ref "$NS/$(fake_key 3)" "$SIG"
 
@@ -76,6 +81,8 @@ expect_match "$ERR" "$NS/$(fake_key 1) at ${JUNK:0:12}: not a Samen change commi
 	"the non-change commit is named with its ref and commit"
 expect_match "$ERR" "$NS/$(fake_key 2) at ${BIGC:0:12}: not a Samen change commit: .*is 5242880 bytes, more than the limit" \
 	"the huge blob is refused from its header"
+expect_match "$ERR" "$NS/$(fake_key 4) at ${HUGEC:0:12}: not a Samen change commit: commit $HUGEC: commit is 20[0-9]+ bytes, more than the limit" \
+	"a huge commit is refused from its header"
 expect_match "$ERR" "$NS/$(fake_key 3) at ${SIG:0:12}: the ref points at a blob, not a commit" "the ref to a blob"
 expect_match "$ERR" "$NS/not-a-key.*not refs/samen/plans/PLAN/devices/<64 hex" "the ref name that is no key"
 expect_match "$ERR" "$NS/$KEY_V at .*forged device ref: the ref names device ${KEY_V:0:16} but its commit is a change by device ${KEY_A:0:16}" \
@@ -89,7 +96,7 @@ expect_eq "$(json_py '[j["status"], j["priority"]]' <<<"$OUT")" '["bezig", null]
 run samen --store "$V" --json pull evil
 expect_eq "$RC" 1 "--json pull with refusals exits 1"
 expect_eq "$(json_py '[j["ok"], len(j["refused"]), " ".join(sorted(set(r["ref"].rsplit("/", 1)[1][:8] for r in j["refused"])))]' <<<"$OUT")" \
-	"[false, 6, \"$(printf '%s\n' 00000000 "${KEY_A:0:8}" "${KEY_V:0:8}" not-a-ke | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')\"]" \
+	"[false, 7, \"$(printf '%s\n' 00000000 "${KEY_A:0:8}" "${KEY_V:0:8}" not-a-ke | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')\"]" \
 	"--json lists every refusal"
 expect_eq "$(git --git-dir "$VHIST" rev-parse "refs/samen/devices/$KEY_A")" "$(git --git-dir "$AHIST" rev-parse "refs/samen/devices/$KEY_A~1")" \
 	"Anna's device ref moved to the genuine change only"
