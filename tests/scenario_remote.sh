@@ -185,6 +185,25 @@ expect_eq "$(json_py '[r["diverged"] for r in j["remotes"] if r["name"] == "disk
 	"after the pull, status shows the fork"
 fails_with 1 "forks from ours" -- samen --store "$SCEN_TMP/kees-backup" push disk
 
+step "a ref update the server refuses is reported; the other refs still move"
+printf '#!/bin/sh\ncase "$1" in\n*%s) echo "no pushes for Kees here" >&2; exit 1 ;;\nesac\nexit 0\n' "$KEY_K" \
+	>"$SRV/served.git/hooks/update"
+chmod +x "$SRV/served.git/hooks/update"
+ok samen --store "$K" goal set "$FRIENDS" priority 1
+ok samen --store "$K" push disk
+ok samen --store "$J" pull disk
+ok samen --store "$J" goal set "$KIDS" priority 2
+run samen --store "$J" --json push served
+expect_eq "$RC" 1 "a refused ref makes push exit 1"
+expect_eq "$(json_py '[j["ok"], j["pushed"], [(r["ref"].endswith("'"$KEY_K"'"), "refused" in r["reason"]) for r in j["refused"]]]' <<<"$OUT")" \
+	"[false, 1, [[true, true]]]" "Kees's ref is refused by the server, Joke's moved"
+KEY_J="$(samen --store "$J" --json id | json_get device)"
+expect_eq "$(git --git-dir "$SRV/served.git" rev-parse "refs/samen/plans/$PLAN/devices/$KEY_J")" \
+	"$(git --git-dir "$J/plans/$PLAN/history.git" rev-parse "refs/samen/devices/$KEY_J")" "Joke's ref reached the server"
+rm "$SRV/served.git/hooks/update"
+ok samen --store "$J" --json push served
+expect_eq "$(json_py '[j["pushed"], j["refused"]]' <<<"$OUT")" "[1, []]" "without the hook, Kees's ref goes too"
+
 step "errors say what was wrong"
 fails_with 2 "pull NAME" -- samen --store "$J" pull
 fails_with 2 "push NAME" -- samen --store "$J" push a b

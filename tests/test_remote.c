@@ -248,7 +248,15 @@ static void test_commit_with_an_extra_parent_is_refused_and_the_genuine_one_adop
 
 	/* the attacker copies Anna's history into the evil remote */
 	assert_int_equal(git_repository_open_bare(&evil, f->evil), 0);
-	assert_int_equal(git_remote_create_anonymous(&r, evil, apath), 0);
+	{
+		/* not git_remote_create_anonymous(): its url.*.insteadOf lookup
+		 * leaks in libgit2 1.5 (see sync/remote.c) */
+		git_remote_create_options o;
+		git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+		o.repository = evil;
+		o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+		assert_int_equal(git_remote_create_with_opts(&r, apath, &o), 0);
+	}
 	snprintf(refspec, sizeof(refspec), "+%s:refs/tmp/anna", ref);
 	assert_int_equal(git_remote_fetch(r, &arr, NULL, NULL), 0);
 	git_remote_free(r);
