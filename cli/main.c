@@ -20,9 +20,18 @@ const char usage_text[] =
 	"  plan create --client NAME [--lang nl|en]\n"
 	"  plan list\n"
 	"  plan clone URL [PLAN] [--remote NAME]   start from a git remote (default name origin)\n"
-	"  goal add TITLE [--FIELD VALUE ...]   fields: area parent term priority rank\n"
-	"                                       status target description\n"
-	"  goal list | show GOAL | set GOAL FIELD VALUE [FIELD VALUE ...] | rm GOAL\n"
+	"  TYPE add LABEL [--FIELD VALUE ...]   add an entity (see the types below)\n"
+	"  TYPE list | show X | set X FIELD VALUE [FIELD VALUE ...] | rm X\n"
+	"      richting:   area, strength, vip, lifestyle\n"
+	"      netwerk:    person, tie, snapshot\n"
+	"      plan:       goal, action, pdsa\n"
+	"      steungroep: group, meeting, decision\n"
+	"      evaluatie:  evaluation, progress, score\n"
+	"  fields TYPE                     the fields of a type and the values they take\n"
+	"  meeting decide MEETING TEXT [--action TEXT --goal G --tier T --person P --due D]\n"
+	"  network snapshot [--date D] [--note T] | network diff FROM [TO]\n"
+	"  timeline [ENTITY] [--type TYPE] who changed what and when, oldest first\n"
+	"  scores [AREA]                   the client's scores per life area over time\n"
 	"  log [GOAL] [-n N]               who changed what, when, and the verdict\n"
 	"  blame GOAL                      per field: value, who, when, which change\n"
 	"  conflicts                       fields holding concurrent values\n"
@@ -178,242 +187,6 @@ static int cmd_plan(cli *c)
 	return usage("plan: create, list or clone?");
 }
 
-/* --- goals ------------------------------------------------------------------------ */
-
-typedef struct {
-	const cli *c;
-	int count;
-} list_ctx;
-
-static const char *field_of(const samen_entity_view *e, const char *name, int *nvalues)
-{
-	for (size_t i = 0; i < e->nfields; i++)
-		if (strcmp(e->fields[i].name, name) == 0) {
-			if (nvalues)
-				*nvalues = e->fields[i].nvalues;
-			return e->fields[i].value;
-		}
-	return "";
-}
-
-static void json_entity(const samen_entity_view *e)
-{
-	int first = 1;
-	printf("{");
-	json_kv_str(stdout, &first, "id", e->uid);
-	json_kv_str(stdout, &first, "type", e->type);
-	for (size_t i = 0; i < e->nfields; i++) {
-		if (e->fields[i].number && e->fields[i].value[0])
-			json_kv_int(stdout, &first, e->fields[i].name, atoll(e->fields[i].value));
-		else
-			json_kv_str(stdout, &first, e->fields[i].name, e->fields[i].value[0] ? e->fields[i].value : NULL);
-	}
-	json_kv_int(stdout, &first, "depth", e->depth);
-	printf(",\"conflicts\":[");
-	for (size_t i = 0, k = 0; i < e->nfields; i++)
-		if (e->fields[i].nvalues > 1) {
-			printf("%s", k++ ? "," : "");
-			json_str(stdout, e->fields[i].name);
-		}
-	printf("]");
-	json_kv_bool(stdout, &first, "parent_cycle", e->cycle);
-	printf("}");
-}
-
-static int print_goal_line(const samen_entity_view *e, void *payload)
-{
-	list_ctx *l = payload;
-	int conflict = 0;
-	if (l->c->json) {
-		printf("%s", l->count ? "," : "");
-		json_entity(e);
-	} else {
-		for (size_t i = 0; i < e->nfields; i++)
-			if (e->fields[i].nvalues > 1)
-				conflict = 1;
-		const char *status = field_of(e, "status", NULL), *prio = field_of(e, "priority", NULL);
-		printf("%.8s  %*s%s%s%s%s%s%s%s\n", e->uid, e->depth * 2, "", field_of(e, "title", NULL),
-		       status[0] ? "  [" : "", status, status[0] ? "]" : "", prio[0] ? "  prio " : "", prio,
-		       conflict ? "  (conflict: see samen conflicts)" : e->cycle ? "  (parent ignored: cycle)" : "");
-	}
-	l->count++;
-	return 0;
-}
-
-static int print_goal_full(const samen_entity_view *e, void *payload)
-{
-	list_ctx *l = payload;
-	if (l->c->json) {
-		json_entity(e);
-		printf("\n");
-	} else {
-		printf("goal %s\n", e->uid);
-		for (size_t i = 0; i < e->nfields; i++)
-			printf("  %-12s %s%s\n", e->fields[i].name, e->fields[i].value,
-			       e->fields[i].nvalues > 1 ? "   (conflict: concurrent values, see samen conflicts)" : "");
-		if (e->cycle)
-			printf("  (its parent assignment would make a cycle and is ignored)\n");
-	}
-	l->count++;
-	return 0;
-}
-
-static int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid)
-{
-	char id[65];
-	if (samen_edit_commit(e, id) < 0)
-		return fail(c, cmd);
-	if (c->json) {
-		int first = 1;
-		printf("{");
-		json_kv_bool(stdout, &first, "ok", 1);
-		json_kv_str(stdout, &first, "change", id);
-		if (uid)
-			json_kv_str(stdout, &first, "id", uid);
-		printf("}\n");
-	} else if (uid) {
-		printf("%s %s (change %.12s)\n", what, uid, id);
-	} else {
-		printf("%s (change %.12s)\n", what, id);
-	}
-	return 0;
-}
-
-typedef struct {
-	char *uid;
-	int children;
-} child_ctx;
-
-static int remember_uid(const samen_entity_view *e, void *payload)
-{
-	child_ctx *x = payload;
-	free(x->uid);
-	x->uid = strdup(e->uid);
-	return 0;
-}
-
-static int count_children(const samen_entity_view *e, void *payload)
-{
-	child_ctx *x = payload;
-	if (x->uid && e->parent && strcmp(e->parent, x->uid) == 0)
-		x->children++;
-	return 0;
-}
-
-static const char *const goal_fields[] = {"area", "parent", "term", "priority", "rank", "status", "target",
-                                           "description"};
-
-static int cmd_goal(cli *c)
-{
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
-	samen_edit *e = NULL;
-	list_ctx l = {c, 0};
-	const char *sub = c->argc ? c->argv[0] : NULL;
-	int rc = 1;
-
-	if (!sub)
-		return usage("goal: add, list, show, set or rm?");
-	c->argc--;
-	c->argv++;
-	if (strcmp(sub, "add") == 0) {
-		const char *vals[sizeof(goal_fields) / sizeof(goal_fields[0])];
-		char uid[17], opt[32];
-		for (size_t i = 0; i < sizeof(goal_fields) / sizeof(goal_fields[0]); i++) {
-			snprintf(opt, sizeof(opt), "--%s", goal_fields[i]);
-			vals[i] = take_opt(c, opt);
-		}
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (c->argc != 1)
-			return usage("goal add TITLE [--FIELD VALUE ...]");
-		if (!c->argv[0][0] || strcmp(c->argv[0], "-") == 0)
-			return usage("goal add: a goal needs a title");
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "goal add");
-		if (samen_edit_begin(&e, p) < 0 || samen_edit_create(e, "goal", uid) < 0 ||
-		    samen_edit_set(e, uid, "title", c->argv[0]) < 0 ||
-		    (!vals[5] && samen_edit_set(e, uid, "status", "open") < 0)) {
-			rc = fail(c, "goal add");
-			goto cleanup;
-		}
-		for (size_t i = 0; i < sizeof(goal_fields) / sizeof(goal_fields[0]); i++)
-			if (vals[i] && samen_edit_set(e, uid, goal_fields[i], vals[i]) < 0) {
-				rc = fail(c, "goal add");
-				goto cleanup;
-			}
-		rc = commit_edit(c, e, "goal add", "Added goal", uid);
-	} else if (strcmp(sub, "list") == 0) {
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "goal list");
-		if (c->json)
-			printf("[");
-		if (samen_entity_list(p, "goal", print_goal_line, &l) < 0) {
-			rc = fail(c, "goal list");
-			goto cleanup;
-		}
-		if (c->json)
-			printf("]\n");
-		else if (l.count == 0)
-			printf("No goals yet. Add one with: samen goal add TITLE\n");
-		rc = 0;
-	} else if (strcmp(sub, "show") == 0) {
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (c->argc != 1)
-			return usage("goal show GOAL");
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "goal show");
-		rc = samen_entity_get(p, "goal", c->argv[0], print_goal_full, &l) < 0 ? fail(c, "goal show") : 0;
-	} else if (strcmp(sub, "set") == 0) {
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (c->argc < 3 || (c->argc - 1) % 2 != 0)
-			return usage("goal set GOAL FIELD VALUE [FIELD VALUE ...]");
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "goal set");
-		if (samen_edit_begin(&e, p) < 0) {
-			rc = fail(c, "goal set");
-			goto cleanup;
-		}
-		for (int i = 1; i + 1 < c->argc; i += 2)
-			if (samen_edit_set(e, c->argv[0], c->argv[i], c->argv[i + 1]) < 0) {
-				rc = fail(c, "goal set");
-				goto cleanup;
-			}
-		rc = commit_edit(c, e, "goal set", "Changed goal", NULL);
-	} else if (strcmp(sub, "rm") == 0) {
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (c->argc != 1)
-			return usage("goal rm GOAL");
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "goal rm");
-		child_ctx ch = {NULL, 0};
-		if (samen_entity_get(p, "goal", c->argv[0], remember_uid, &ch) < 0 ||
-		    samen_entity_list(p, "goal", count_children, &ch) < 0 || samen_edit_begin(&e, p) < 0 ||
-		    samen_edit_delete(e, c->argv[0]) < 0) {
-			free(ch.uid);
-			rc = fail(c, "goal rm");
-			goto cleanup;
-		}
-		rc = commit_edit(c, e, "goal rm", "Deleted goal", NULL);
-		if (rc == 0 && ch.children && !c->json)
-			printf("Its %d sub-goal(s) now stand at the top level (move them with: samen goal set GOAL parent OTHER)\n",
-			       ch.children);
-		free(ch.uid);
-	} else {
-		return usage("goal: add, list, show, set or rm?");
-	}
-cleanup:
-	samen_edit_free(e);
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
-}
-
 /* --- history: log, blame, conflicts, resolve ------------------------------------ */
 
 typedef struct {
@@ -502,6 +275,8 @@ static int print_value(const samen_value_info *v, void *payload)
 		json_kv_str(stdout, &first, "title", v->title);
 		json_kv_str(stdout, &first, "field", v->field);
 		json_kv_str(stdout, &first, "value", v->value);
+		if (v->label)
+			json_kv_str(stdout, &first, "value_label", v->label);
 		json_kv_bool(stdout, &first, "shown", v->winner);
 		json_kv_int(stdout, &first, "values", v->nvalues);
 		json_kv_str(stdout, &first, "author", v->author);
@@ -515,11 +290,12 @@ static int print_value(const samen_value_info *v, void *payload)
 		if (strcmp(key, x->last_key) != 0 && v->nvalues > 1)
 			printf("%.8s %s  %s: %d concurrent values\n", v->entity, v->title, v->field, v->nvalues);
 		snprintf(x->last_key, sizeof(x->last_key), "%s", key);
+		const char *shown = v->label && v->label[0] ? v->label : v->value;
 		if (v->nvalues > 1)
-			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", v->value, v->author, when,
+			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", shown, v->author, when,
 			       v->change);
 		else
-			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, v->value, v->author, when, v->change);
+			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, shown, v->author, when, v->change);
 	}
 	x->count++;
 	return 0;
@@ -821,11 +597,48 @@ static int cmd_vv(cli *c)
 	return 0;
 }
 
+typedef struct {
+	const cli *c;
+	int count;
+} warn_ctx;
+
+static int print_warning(const samen_warning *w, void *payload)
+{
+	warn_ctx *x = payload;
+	if (x->c->json) {
+		int first = 1;
+		printf("%s{", x->count ? "," : "");
+		json_kv_str(stdout, &first, "code", w->code);
+		json_kv_str(stdout, &first, "type", w->type);
+		json_kv_str(stdout, &first, "id", w->entity);
+		json_kv_str(stdout, &first, "label", w->label);
+		json_kv_str(stdout, &first, "detail", w->detail);
+		json_kv_str(stdout, &first, "message", w->message);
+		printf("}");
+	} else {
+		if (x->count == 0)
+			printf("warnings:\n");
+		printf("  ! %s (%s %.8s)\n", w->message, w->type ? w->type : "plan", w->entity ? w->entity : "");
+	}
+	x->count++;
+	return 0;
+}
+
+/* SAMEN_TODAY=YYYY-MM-DD replaces today's date in the rules (for tests and
+ * for looking at a plan as it stood on a day). */
+static const char *today_override(void)
+{
+	const char *t = getenv("SAMEN_TODAY");
+	return t && *t ? t : NULL;
+}
+
 static int cmd_status(cli *c)
 {
 	samen_store *s = NULL;
 	samen_plan *p = NULL;
 	samen_status st;
+	warn_ctx wc = {c, 0};
+	int rc = 0;
 	char when[32] = "";
 	if (no_more_opts(c))
 		return EXIT_USAGE;
@@ -858,7 +671,9 @@ static int cmd_status(cli *c)
 		json_kv_str(stdout, &first, "last_author", st.last_change[0] ? st.last_author : NULL);
 		json_kv_int(stdout, &first, "last_time", st.last_time);
 		remote_status(p, 1, &first);
-		printf("}\n");
+		printf(",\"warnings\":[");
+		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
+		printf("]}\n");
 	} else {
 		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
 		printf("this device (%.16s) %s\n", samen_store_device_key(s),
@@ -875,10 +690,13 @@ static int cmd_status(cli *c)
 			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
 			       (long long)st.evidence);
 		remote_status(p, 0, NULL);
+		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
+		if (rc == 0 && wc.count == 0)
+			printf("no warnings: the plan meets the method's checklists\n");
 	}
 	samen_plan_free(p);
 	samen_store_free(s);
-	return 0;
+	return rc < 0 ? fail(c, "status") : 0;
 }
 
 static int cmd_gc(cli *c)
@@ -974,7 +792,8 @@ static const struct {
 	const char *name;
 	int (*run)(cli *c);
 } commands[] = {
-	{"init", cmd_init},   {"id", cmd_id},           {"plan", cmd_plan},         {"goal", cmd_goal},
+	{"init", cmd_init},   {"id", cmd_id},           {"plan", cmd_plan}, {"fields", cmd_fields}, {"network", cmd_network}, {"timeline", cmd_timeline},
+	{"scores", cmd_scores},
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
@@ -1026,6 +845,8 @@ int main(int argc, char **argv)
 			rc = commands[k].run(&c);
 			break;
 		}
+	if (rc < 0 && samen_schema_type_named(cmd))
+		rc = cmd_entity(&c, samen_schema_type_named(cmd));
 	if (rc < 0) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command '%.60s'", cmd);

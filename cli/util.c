@@ -84,3 +84,41 @@ void fmt_time(char *buf, size_t cap, int64_t t)
 	else
 		snprintf(buf, cap, "%lld", (long long)t);
 }
+
+int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid)
+{
+	char id[65];
+	if (samen_edit_commit(e, id) < 0)
+		return fail(c, cmd);
+	if (c->json) {
+		int first = 1;
+		printf("{");
+		json_kv_bool(stdout, &first, "ok", 1);
+		json_kv_str(stdout, &first, "change", id);
+		if (uid)
+			json_kv_str(stdout, &first, "id", uid);
+		printf("}\n");
+	} else if (uid) {
+		printf("%s %s (change %.12s)\n", what, uid, id);
+	} else {
+		printf("%s (change %.12s)\n", what, id);
+	}
+	return 0;
+}
+
+int with_plan(cli *c, const char *cmd, int json_list, plan_fn fn, void *ctx)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	int rc;
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, cmd);
+	if (json_list && c->json)
+		printf("[");
+	rc = fn(c, p, ctx);
+	if (json_list && c->json)
+		printf("]\n");
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc < 0 ? fail(c, cmd) : rc;
+}

@@ -28,7 +28,7 @@ static int decode_op(mpr *r, samen_change *c, samen_op *op)
 	uint64_t kind, v;
 	const uint8_t *b;
 
-	if (mpr_array(r, &n, 5) < 0)
+	if (mpr_array(r, &n, 6) < 0)
 		return -1;
 	if (n < 1)
 		return mpr_fail(r, "empty op");
@@ -46,9 +46,12 @@ static int decode_op(mpr *r, samen_change *c, samen_op *op)
 		return 0;
 	case SAMEN_OP_SET:
 	case SAMEN_OP_DELETE:
-		if (n != (kind == SAMEN_OP_SET ? 5u : 3u))
-			return mpr_fail(r, kind == SAMEN_OP_SET ? "set op must have 5 elements"
-			                                        : "delete op must have 3 elements");
+		if (n != (kind == SAMEN_OP_SET ? 6u : 4u))
+			return mpr_fail(r, kind == SAMEN_OP_SET ? "set op must have 6 elements"
+			                                        : "delete op must have 4 elements");
+		if (mpr_uint_max(r, &v, UINT32_MAX) < 0)
+			return -1;
+		op->type = (uint32_t)v;
 		if (mpr_uint_max(r, &v, c->ndevs) < 0)
 			return -1;
 		op->dev = (uint32_t)v;
@@ -266,9 +269,13 @@ int change_verify(const uint8_t sig[64], const uint8_t *buf, size_t len, const u
 typedef struct {
 	samen_op op;
 	uint8_t *value;      /* owned copy, SET only */
-	bool value_is_ref;
+	bool value_is_ref;   /* [dev, n] */
+	bool value_is_refs;  /* [[dev, n], ...]: nrefs in refdevs/refns */
 	uint32_t refdev;
 	uint64_t refn;
+	uint32_t *refdevs;
+	uint64_t *refns;
+	uint32_t nrefs;
 	char *str, *str2;
 	uint8_t key[32];
 } builder_op;
@@ -292,6 +299,8 @@ void change_builder_free(change_builder *b)
 		return;
 	for (uint32_t i = 0; i < b->nops; i++) {
 		free(b->ops[i].value);
+		free(b->ops[i].refdevs);
+		free(b->ops[i].refns);
 		free(b->ops[i].str);
 		free(b->ops[i].str2);
 	}
@@ -350,7 +359,7 @@ int change_builder_create(change_builder *b, uint32_t type)
 	return 0;
 }
 
-int change_builder_set(change_builder *b, uint32_t dev, uint64_t n, uint32_t field,
+int change_builder_set(change_builder *b, uint32_t type, uint32_t dev, uint64_t n, uint32_t field,
                        const uint8_t *value, size_t value_len)
 {
 	builder_op *o;
@@ -358,6 +367,7 @@ int change_builder_set(change_builder *b, uint32_t dev, uint64_t n, uint32_t fie
 		return samen_error_set(SAMEN_EINVAL, "value longer than %u bytes", SAMEN_MAX_VALUE_BYTES);
 	if (!(o = push_op(b, SAMEN_OP_SET)))
 		return SAMEN_ENOMEM;
+	o->op.type = type;
 	o->op.dev = dev;
 	o->op.n = n;
 	o->op.field = field;
@@ -371,12 +381,13 @@ int change_builder_set(change_builder *b, uint32_t dev, uint64_t n, uint32_t fie
 	return 0;
 }
 
-int change_builder_set_ref(change_builder *b, uint32_t dev, uint64_t n, uint32_t field,
+int change_builder_set_ref(change_builder *b, uint32_t type, uint32_t dev, uint64_t n, uint32_t field,
                            uint32_t refdev, uint64_t refn)
 {
 	builder_op *o = push_op(b, SAMEN_OP_SET);
 	if (!o)
 		return SAMEN_ENOMEM;
+	o->op.type = type;
 	o->op.dev = dev;
 	o->op.n = n;
 	o->op.field = field;
@@ -386,11 +397,39 @@ int change_builder_set_ref(change_builder *b, uint32_t dev, uint64_t n, uint32_t
 	return 0;
 }
 
-int change_builder_delete(change_builder *b, uint32_t dev, uint64_t n)
+int change_builder_set_refs(change_builder *b, uint32_t type, uint32_t dev, uint64_t n, uint32_t field,
+                            const uint32_t *refdevs, const uint64_t *refns, uint32_t count)
+{
+	builder_op *o = push_op(b, SAMEN_OP_SET);
+	if (!o)
+		return SAMEN_ENOMEM;
+	o->op.type = type;
+	o->op.dev = dev;
+	o->op.n = n;
+	o->op.field = field;
+	o->value_is_refs = true;
+	o->refdevs = malloc((count ? count : 1) * sizeof(*o->refdevs));
+	o->refns = malloc((count ? count : 1) * sizeof(*o->refns));
+	if (!o->refdevs || !o->refns) {
+		free(o->refdevs);
+		free(o->refns);
+		b->nops--;
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	}
+	if (count) {
+		memcpy(o->refdevs, refdevs, count * sizeof(*refdevs));
+		memcpy(o->refns, refns, count * sizeof(*refns));
+	}
+	o->nrefs = count;
+	return 0;
+}
+
+int change_builder_delete(change_builder *b, uint32_t type, uint32_t dev, uint64_t n)
 {
 	builder_op *o = push_op(b, SAMEN_OP_DELETE);
 	if (!o)
 		return SAMEN_ENOMEM;
+	o->op.type = type;
 	o->op.dev = dev;
 	o->op.n = n;
 	return 0;
@@ -517,8 +556,9 @@ int change_builder_finish(change_builder *b, const change_header *h, uint8_t **o
 			msgpack_pack_uint64(&pk, o->op.type);
 			break;
 		case SAMEN_OP_SET:
-			msgpack_pack_array(&pk, 5);
+			msgpack_pack_array(&pk, 6);
 			msgpack_pack_uint64(&pk, SAMEN_OP_SET);
+			msgpack_pack_uint64(&pk, o->op.type);
 			msgpack_pack_uint64(&pk, dev);
 			msgpack_pack_uint64(&pk, o->op.n);
 			msgpack_pack_uint64(&pk, o->op.field);
@@ -526,13 +566,21 @@ int change_builder_finish(change_builder *b, const change_header *h, uint8_t **o
 				msgpack_pack_array(&pk, 2);
 				msgpack_pack_uint64(&pk, o->refdev ? map[o->refdev - 1] : 0);
 				msgpack_pack_uint64(&pk, o->refn);
+			} else if (o->value_is_refs) {
+				msgpack_pack_array(&pk, o->nrefs);
+				for (uint32_t k = 0; k < o->nrefs; k++) {
+					msgpack_pack_array(&pk, 2);
+					msgpack_pack_uint64(&pk, o->refdevs[k] ? map[o->refdevs[k] - 1] : 0);
+					msgpack_pack_uint64(&pk, o->refns[k]);
+				}
 			} else {
 				msgpack_sbuffer_write(&sb, (const char *)o->value, o->op.value_len);
 			}
 			break;
 		case SAMEN_OP_DELETE:
-			msgpack_pack_array(&pk, 3);
+			msgpack_pack_array(&pk, 4);
 			msgpack_pack_uint64(&pk, SAMEN_OP_DELETE);
+			msgpack_pack_uint64(&pk, o->op.type);
 			msgpack_pack_uint64(&pk, dev);
 			msgpack_pack_uint64(&pk, o->op.n);
 			break;

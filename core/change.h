@@ -41,8 +41,8 @@
 
 typedef enum {
 	SAMEN_OP_CREATE = 0,      /* [0, type] */
-	SAMEN_OP_SET = 1,         /* [1, dev, n, field, value] */
-	SAMEN_OP_DELETE = 2,      /* [2, dev, n] */
+	SAMEN_OP_SET = 1,         /* [1, type, dev, n, field, value] */
+	SAMEN_OP_DELETE = 2,      /* [2, type, dev, n] */
 	SAMEN_OP_PLAN = 3,        /* [3, nonce:bin16, client:str, lang:str] genesis */
 	SAMEN_OP_MEMBER_ADD = 4,  /* [4, key:bin32, name:str, role:uint] */
 	SAMEN_OP__COUNT
@@ -52,7 +52,7 @@ typedef struct {
 	uint8_t kind;
 	uint32_t dev;             /* SET, DELETE: entity reference */
 	uint64_t n;
-	uint32_t type;            /* CREATE */
+	uint32_t type;            /* CREATE; SET, DELETE: the entity's type (must match) */
 	uint32_t field;           /* SET */
 	const uint8_t *value;     /* SET: canonical msgpack of the value (borrowed) */
 	uint32_t value_len;
@@ -118,13 +118,17 @@ void change_builder_free(change_builder *b);
  * Indices are provisional until change_builder_finish() sorts devs. */
 uint32_t change_builder_dev(change_builder *b, const uint8_t key[32]);
 int change_builder_create(change_builder *b, uint32_t type);
-/* value: canonical msgpack of the value (copied). */
-int change_builder_set(change_builder *b, uint32_t dev, uint64_t n, uint32_t field,
+/* Ops name the entity's type too, so that a change can be read (and
+ * summarised) without the replica. value: canonical msgpack (copied). */
+int change_builder_set(change_builder *b, uint32_t type, uint32_t dev, uint64_t n, uint32_t field,
                        const uint8_t *value, size_t value_len);
 /* A value that references entity (refdev, refn); encoded as [dev, n]. */
-int change_builder_set_ref(change_builder *b, uint32_t dev, uint64_t n, uint32_t field,
+int change_builder_set_ref(change_builder *b, uint32_t type, uint32_t dev, uint64_t n, uint32_t field,
                            uint32_t refdev, uint64_t refn);
-int change_builder_delete(change_builder *b, uint32_t dev, uint64_t n);
+/* A value that lists count entities; encoded as [[dev, n], ...]. */
+int change_builder_set_refs(change_builder *b, uint32_t type, uint32_t dev, uint64_t n, uint32_t field,
+                            const uint32_t *refdevs, const uint64_t *refns, uint32_t count);
+int change_builder_delete(change_builder *b, uint32_t type, uint32_t dev, uint64_t n);
 int change_builder_plan(change_builder *b, const uint8_t nonce[16], const char *client, const char *lang);
 int change_builder_member_add(change_builder *b, const uint8_t key[32], const char *name, uint64_t role);
 uint32_t change_builder_nops(const change_builder *b);

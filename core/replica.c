@@ -148,7 +148,7 @@ static int create_views(replica *r)
 		if (!td)
 			continue;
 		o += (size_t)snprintf(sql + o, sizeof(sql) - o,
-		                      "CREATE VIEW IF NOT EXISTS %ss AS SELECT e.uid AS id", td->name);
+		                      "CREATE VIEW IF NOT EXISTS %s AS SELECT e.uid AS id", td->plural);
 		for (uint32_t i = 0; i < td->nfields && o < sizeof(sql); i++)
 			o += (size_t)snprintf(sql + o, sizeof(sql) - o,
 			                      ", (SELECT sqlval FROM fields f WHERE f.entity = e.rowid AND f.field = %u"
@@ -1474,6 +1474,11 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 					snprintf(why, whylen, "op %u %s", i, opwhy);
 				return rc;
 			}
+			if (op->type != type) {
+				snprintf(why, whylen, "op %u: the entity is of type %s, not %s", i, schema_type(type)->name,
+				         schema_type(op->type) ? schema_type(op->type)->name : "known type");
+				return 1;
+			}
 			/* remembered for apply_ops(), which need not look again */
 			c->op_ent[i] = e ? (int64_t)(e - a->ents) : -1;
 			c->op_type[i] = type;
@@ -1488,23 +1493,28 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 				snprintf(why, whylen, "op %u: %s", i, opwhy);
 				return 1;
 			}
-			if (f->kind == FIELD_REF && op->value[0] != 0xc0) {
+			if ((f->kind == FIELD_REF || f->kind == FIELD_REFS) && op->value[0] != 0xc0) {
 				mpr r;
 				uint64_t d, n;
-				uint32_t ttype;
+				uint32_t ttype, count = 1;
 				mpr_init(&r, op->value, op->value_len);
-				mpr_array_exact(&r, 2);
-				mpr_uint(&r, &d);
-				mpr_uint(&r, &n);
-				if ((rc = resolve_entity(a, c, (uint32_t)d, n, creates, &ttype, &e, opwhy, sizeof(opwhy))) != 0) {
-					if (rc > 0)
-						snprintf(why, whylen, "op %u: %s %s", i, f->name, opwhy);
-					return rc;
-				}
-				if (ttype != f->ref_type) {
-					snprintf(why, whylen, "op %u: %s must refer to a %s", i, f->name,
-					         schema_type(f->ref_type)->name);
-					return 1;
+				if (f->kind == FIELD_REFS)
+					mpr_array(&r, &count, SAMEN_MAX_REFS);
+				for (uint32_t k = 0; k < count; k++) {
+					mpr_array_exact(&r, 2);
+					mpr_uint(&r, &d);
+					mpr_uint(&r, &n);
+					if ((rc = resolve_entity(a, c, (uint32_t)d, n, creates, &ttype, &e, opwhy,
+					                         sizeof(opwhy))) != 0) {
+						if (rc > 0)
+							snprintf(why, whylen, "op %u: %s %s", i, f->name, opwhy);
+						return rc;
+					}
+					if (ttype != f->ref_type) {
+						snprintf(why, whylen, "op %u: %s must refer to a %s", i, f->name,
+						         schema_type(f->ref_type)->name);
+						return 1;
+					}
 				}
 			}
 			break;
@@ -1525,27 +1535,34 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 	return 0;
 }
 
-/* A REF value [dev, n] in a change becomes [key, n] in the replica, which
+/* A REF value [dev, n] (or a list of them) in a change becomes [key, n] in the replica, which
  * means the same thing without the change's device table. Other values are
  * used in place: the batch's change bytes outlive the apply. */
 static int normalize_value(const samen_change *ch, const field_def *f, const samen_op *op,
                            const uint8_t **out, uint32_t *len, bool *owned)
 {
-	if (f->kind == FIELD_REF && op->value[0] != 0xc0) {
+	if ((f->kind == FIELD_REF || f->kind == FIELD_REFS) && op->value[0] != 0xc0) {
 		mpr r;
 		uint64_t d, n;
+		uint32_t count = 1;
 		msgpack_sbuffer sb;
 		msgpack_packer pk;
 		mpr_init(&r, op->value, op->value_len);
-		mpr_array_exact(&r, 2);
-		mpr_uint(&r, &d);
-		mpr_uint(&r, &n);
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_array(&pk, 2);
-		msgpack_pack_bin(&pk, 32);
-		msgpack_pack_bin_body(&pk, change_ref_key(ch, (uint32_t)d), 32);
-		msgpack_pack_uint64(&pk, n);
+		if (f->kind == FIELD_REFS) {
+			mpr_array(&r, &count, SAMEN_MAX_REFS);
+			msgpack_pack_array(&pk, count);
+		}
+		for (uint32_t k = 0; k < count; k++) {
+			mpr_array_exact(&r, 2);
+			mpr_uint(&r, &d);
+			mpr_uint(&r, &n);
+			msgpack_pack_array(&pk, 2);
+			msgpack_pack_bin(&pk, 32);
+			msgpack_pack_bin_body(&pk, change_ref_key(ch, (uint32_t)d), 32);
+			msgpack_pack_uint64(&pk, n);
+		}
 		if (!sb.data)
 			return samen_error_set(SAMEN_ENOMEM, "out of memory");
 		*out = (uint8_t *)sb.data;
@@ -2012,16 +2029,22 @@ int replica_find_entity(replica *r, uint32_t type, const char *what, replica_ent
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < len && hex; i++)
 		hex = (what[i] >= '0' && what[i] <= '9') || (what[i] >= 'a' && what[i] <= 'f');
-	/* first by uid prefix, then by exact title */
-	for (int pass = 0; pass < 2 && !found; pass++) {
-		const char *sql = pass == 0
-			/* GLOB is case-sensitive, so a prefix uses the uid index */
-			? "SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
-			  " JOIN devs d ON d.devno = e.devno WHERE e.uid GLOB ? AND (?2 = 0 OR e.type = ?2)"
-			  " ORDER BY e.deleted IS NOT NULL LIMIT 3"
-			: "SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
-			  " JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
-			  " WHERE f.sqlval = ? AND (?2 = 0 OR e.type = ?2) AND e.deleted IS NULL LIMIT 3";
+	/* first by uid prefix, then by exact label, then by the label of what
+	 * the label field refers to (a tie or a VIP is named by its person) */
+	static const char *const sqls[3] = {
+		/* GLOB is case-sensitive, so a prefix uses the uid index */
+		"SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
+		" JOIN devs d ON d.devno = e.devno WHERE e.uid GLOB ? AND (?2 = 0 OR e.type = ?2)"
+		" ORDER BY e.deleted IS NOT NULL LIMIT 3",
+		"SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
+		" JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
+		" WHERE f.sqlval = ? AND (?2 = 0 OR e.type = ?2) AND e.deleted IS NULL LIMIT 3",
+		"SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
+		" JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
+		" JOIN entities t ON t.uid = f.sqlval JOIN fields tf ON tf.entity = t.rowid AND tf.field = 1 AND tf.win"
+		" WHERE tf.sqlval = ? AND (?2 = 0 OR e.type = ?2) AND e.deleted IS NULL AND t.deleted IS NULL LIMIT 3"};
+	for (int pass = 0; pass < 3 && !found; pass++) {
+		const char *sql = sqls[pass];
 		if (pass == 0 && !hex)
 			continue;
 		if (sqlite3_prepare_v2(r->db, sql, -1, &s, NULL) != SQLITE_OK)

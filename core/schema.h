@@ -21,7 +21,10 @@ typedef enum {
 	FIELD_INT,   /* integer in [min, max] */
 	FIELD_DATE,  /* "YYYY-MM-DD", a real calendar date */
 	FIELD_REF,   /* reference to an entity of ref_type; [dev, n] in a change */
-	FIELD_RANK   /* fractional index: 1..32 chars of [0-9a-z], not ending in '0' */
+	FIELD_RANK,  /* fractional index: 1..32 chars of [0-9a-z], not ending in '0' */
+	FIELD_SET,   /* a set of labels: uint bitmask below 2^nlabels */
+	FIELD_REFS,  /* a list of distinct references, at most max: [[dev, n], ...] */
+	FIELD_TIES   /* a network map frozen in time (see docs/format.md) */
 } field_kind;
 
 typedef struct {
@@ -40,11 +43,38 @@ typedef struct {
 	uint32_t id;
 	const char *name;         /* "goal" */
 	const char *name_nl;      /* "doel" */
+	const char *plural;       /* "goals": the name of its SQLite view */
+	const char *module;       /* which of the method's five modules */
 	const field_def *fields;
 	uint32_t nfields;
+	uint32_t area_field;      /* field naming the life area it belongs to (0: none) */
 } type_def;
 
+/* Type ids are wire format. */
 #define SAMEN_TYPE_GOAL 1u
+#define SAMEN_TYPE_AREA 2u
+#define SAMEN_TYPE_STRENGTH 3u
+#define SAMEN_TYPE_VIP 4u
+#define SAMEN_TYPE_LIFESTYLE 5u
+#define SAMEN_TYPE_PERSON 6u
+#define SAMEN_TYPE_TIE 7u
+#define SAMEN_TYPE_SNAPSHOT 8u
+#define SAMEN_TYPE_ACTION 9u
+#define SAMEN_TYPE_PDSA 10u
+#define SAMEN_TYPE_GROUP 11u
+#define SAMEN_TYPE_MEETING 12u
+#define SAMEN_TYPE_DECISION 13u
+#define SAMEN_TYPE_EVALUATION 14u
+#define SAMEN_TYPE_PROGRESS 15u
+#define SAMEN_TYPE_SCORE 16u
+
+#define SAMEN_MAX_REFS 64u             /* entries in a list field */
+#define SAMEN_MAX_SNAPSHOT_TIES 1000u  /* ties in a network snapshot */
+/* The ten life areas every new plan starts with (the method's list). */
+extern const char *const schema_default_areas[10];
+
+/* The i-th type in schema order (NULL past the end). */
+const type_def *schema_type_at(size_t i);
 
 const type_def *schema_type(uint32_t id);
 const type_def *schema_type_by_name(const char *name);

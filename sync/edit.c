@@ -100,7 +100,64 @@ static int resolve(samen_edit *e, uint32_t type, const char *what, uint32_t *dev
 	return 0;
 }
 
-int samen_edit_set(samen_edit *e, const char *entity, const char *field, const char *value)
+/* "a, b, c" -> each named entity of type; at most SAMEN_MAX_REFS. */
+static int set_refs(samen_edit *e, uint32_t etype, uint32_t dev, uint64_t n, const field_def *f, const char *value)
+{
+	uint32_t devs[SAMEN_MAX_REFS], rtype;
+	uint64_t ns[SAMEN_MAX_REFS];
+	uint32_t count = 0;
+	char item[256];
+	const char *p = value;
+	int rc;
+
+	while (*p) {
+		const char *q = strchr(p, ',');
+		size_t len = q ? (size_t)(q - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len >= sizeof(item))
+			return samen_error_set(SAMEN_EINVAL, "%s: the name '%.40s...' is too long", f->name, p);
+		if (len) {
+			if (count == SAMEN_MAX_REFS)
+				return samen_error_set(SAMEN_EINVAL, "%s holds at most %u entries", f->name, SAMEN_MAX_REFS);
+			memcpy(item, p, len);
+			item[len] = '\0';
+			if ((rc = resolve(e, f->ref_type, item, &devs[count], &ns[count], &rtype)) < 0)
+				return samen_error_wrap(rc, "%s", f->name);
+			for (uint32_t k = 0; k < count; k++)
+				if (devs[k] == devs[count] && ns[k] == ns[count])
+					return samen_error_set(SAMEN_EINVAL, "%s names '%s' twice", f->name, item);
+			count++;
+		}
+		p += len;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == ',')
+			p++;
+	}
+	return change_builder_set_refs(e->b, etype, dev, n, f->id, devs, ns, count);
+}
+
+/* resolve() for an entity named by a person, of type (a name) or any type
+ * when type is NULL. */
+static int resolve_named(samen_edit *e, const char *type, const char *entity, uint32_t *dev, uint64_t *n,
+                         uint32_t *etype)
+{
+	uint32_t want = 0;
+	if (type) {
+		const type_def *t = schema_type_by_name(type);
+		if (!t)
+			return samen_error_set(SAMEN_EINVAL, "unknown entity type '%s'", type);
+		want = t->id;
+	}
+	return resolve(e, want, entity, dev, n, etype);
+}
+
+int samen_edit_set_in(samen_edit *e, const char *type, const char *entity, const char *field, const char *value)
 {
 	uint32_t dev, etype;
 	uint64_t n;
@@ -109,7 +166,7 @@ int samen_edit_set(samen_edit *e, const char *entity, const char *field, const c
 	size_t vlen;
 	int rc;
 
-	if ((rc = resolve(e, 0, entity, &dev, &n, &etype)) < 0)
+	if ((rc = resolve_named(e, type, entity, &dev, &n, &etype)) < 0)
 		return rc;
 	if (!(f = schema_field_by_name(schema_type(etype), field))) {
 		const type_def *td = schema_type(etype);
@@ -121,6 +178,8 @@ int samen_edit_set(samen_edit *e, const char *entity, const char *field, const c
 		}
 		return samen_error_set(SAMEN_EINVAL, "a %s has no field '%s' (fields: %s)", td->name, field, names);
 	}
+	if (f->kind == FIELD_REFS && strcmp(value, "-") != 0)
+		return set_refs(e, etype, dev, n, f, value);
 	if (f->kind == FIELD_REF && *value && strcmp(value, "-") != 0) {
 		uint32_t rdev, rtype;
 		uint64_t rn;
@@ -128,23 +187,51 @@ int samen_edit_set(samen_edit *e, const char *entity, const char *field, const c
 			return samen_error_wrap(rc, "%s", f->name);
 		if (rdev == dev && rn == n)
 			return samen_error_set(SAMEN_EINVAL, "a %s cannot be its own %s", schema_type(etype)->name, f->name);
-		return change_builder_set_ref(e->b, dev, n, f->id, rdev, rn);
+		return change_builder_set_ref(e->b, etype, dev, n, f->id, rdev, rn);
 	}
 	if ((rc = schema_parse_value(f, value, &v, &vlen)) < 0)
 		return rc;
-	rc = change_builder_set(e->b, dev, n, f->id, v, vlen);
+	rc = change_builder_set(e->b, etype, dev, n, f->id, v, vlen);
 	free(v);
 	return rc;
 }
 
-int samen_edit_delete(samen_edit *e, const char *entity)
+int samen_edit_set(samen_edit *e, const char *entity, const char *field, const char *value)
+{
+	return samen_edit_set_in(e, NULL, entity, field, value);
+}
+
+int samen_edit_delete_in(samen_edit *e, const char *type, const char *entity)
 {
 	uint32_t dev, etype;
 	uint64_t n;
 	int rc;
-	if ((rc = resolve(e, 0, entity, &dev, &n, &etype)) < 0)
+	if ((rc = resolve_named(e, type, entity, &dev, &n, &etype)) < 0)
 		return rc;
-	return change_builder_delete(e->b, dev, n);
+	return change_builder_delete(e->b, etype, dev, n);
+}
+
+int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,
+                   size_t len)
+{
+	const type_def *t = schema_type_by_name(type);
+	const field_def *f = t ? schema_field_by_name(t, field) : NULL;
+	uint32_t dev, etype;
+	uint64_t n;
+	char why[256];
+	int rc;
+	if (!f || f->kind == FIELD_REF || f->kind == FIELD_REFS)
+		return samen_error_set(SAMEN_EINVAL, "internal: no value field %s.%s", type, field);
+	if (schema_check_value(f, v, len, 0, why, sizeof(why)) != 0)
+		return samen_error_set(SAMEN_EINVAL, "%s", why);
+	if ((rc = resolve(e, t->id, entity, &dev, &n, &etype)) < 0)
+		return rc;
+	return change_builder_set(e->b, etype, dev, n, f->id, v, len);
+}
+
+int samen_edit_delete(samen_edit *e, const char *entity)
+{
+	return samen_edit_delete_in(e, NULL, entity);
 }
 
 int samen_edit_member_add(samen_edit *e, const char *keyhex, const char *name)
@@ -226,6 +313,25 @@ int samen_edit_commit(samen_edit *e, char id_out[65])
 	return commit_session(e, id_out);
 }
 
+/* The method's ten life areas, in the plan's language, start every plan
+ * (in its first change, so every replica has them from the start). */
+static int add_default_areas(samen_edit *e, bool nl)
+{
+	static const char *const en[10] = {"partner", "family", "work",  "study",    "faith",
+	                                   "friendship", "income", "home", "finances", "meaning"};
+	static const char ranks[] = "123456789a";
+	char uid[17], rank[2] = {0, 0};
+	int rc;
+	for (int i = 0; i < 10; i++) {
+		rank[0] = ranks[i];
+		if ((rc = samen_edit_create(e, "area", uid)) < 0 ||
+		    (rc = samen_edit_set_in(e, "area", uid, "name", nl ? schema_default_areas[i] : en[i])) < 0 ||
+		    (rc = samen_edit_set_in(e, "area", uid, "rank", rank)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int samen_plan_create(samen_plan **out, samen_store *store, const char *client, const char *lang)
 {
 	uint8_t nonce[16], id[16];
@@ -246,6 +352,7 @@ int samen_plan_create(samen_plan **out, samen_store *store, const char *client, 
 		return rc;
 	if ((rc = samen_edit_begin(&e, p)) < 0 ||
 	    (rc = change_builder_plan(e->b, nonce, client, lang)) < 0 ||
+	    (rc = add_default_areas(e, strcmp(lang, "nl") == 0)) < 0 ||
 	    (rc = samen_edit_commit(e, NULL)) < 0) {
 		char *dir = strdup(p->dir);
 		samen_edit_free(e);

@@ -1286,11 +1286,6 @@ cleanup:
 
 /* ---- reading changes ------------------------------------------------- */
 
-/*
- * Check that entry is a plain blob (mode 100644, as we write it) of at
- * most max bytes (exactly max when exact != 0), using only the object
- * header so that a hostile huge blob is never inflated. Sets *len.
- */
 /* The largest commit and tree of a change that are read at all. A change's
  * commit is its headers (at most 257 parents), a name of at most 200
  * bytes twice and a one-line summary: far below 1 MiB. Its tree is 65
@@ -1320,6 +1315,11 @@ static int check_object_header(git_odb *odb, const git_oid *id, git_object_t wan
 	return 0;
 }
 
+/*
+ * Check that entry is a plain blob (mode 100644, as we write it) of at
+ * most max bytes (exactly max when exact != 0), using only the object
+ * header so that a hostile huge blob is never inflated. Sets *len.
+ */
 static int check_blob_entry(git_odb *odb, const char *commit_hex, const git_tree_entry *entry,
                             size_t max, int exact, size_t *len)
 {

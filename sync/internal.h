@@ -59,6 +59,11 @@ typedef int (*plan_chain_cb)(const git_oid *commit, uint8_t *bytes, size_t len, 
                              const uint8_t id[32], void *payload);
 int plan_walk_chain(samen_plan *plan, const git_oid *head, plan_chain_cb cb, void *payload);
 
+/* Set a field of entity (of type) to an encoded value, checked against the
+ * schema (not for references). */
+int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,
+                   size_t len);
+
 /* The one-line summary of a change in lang ("nl" or "en"). */
 char *change_summary(const samen_change *c, const char *lang);
 /* The full message of a change's commit (summary, blank line, trailer),

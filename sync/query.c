@@ -17,6 +17,7 @@ typedef struct {
 	int64_t rowid;
 	char uid[17];
 	char *vals[MAX_FIELDS];       /* winner as text, owned */
+	char *labels[MAX_FIELDS];     /* REF, REFS: the targets' labels, owned */
 	int nvals[MAX_FIELDS];
 	int64_t parent_row;           /* effective parent, 0 = none */
 	uint64_t parent_lamport;
@@ -87,6 +88,7 @@ static int emit(listing *l, const row *r)
 		fv[i].value = r->vals[i] ? r->vals[i] : "";
 		fv[i].nvalues = r->nvals[i];
 		fv[i].number = l->td->fields[i].kind == FIELD_INT;
+		fv[i].label = r->labels[i];
 	}
 	memset(&v, 0, sizeof(v));
 	v.uid = r->uid;
@@ -186,6 +188,73 @@ cleanup:
 	return rc;
 }
 
+#define LABEL_SQL                                                                              \
+	"SELECT e.type, f.value FROM entities e JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win" \
+	" WHERE e.uid = ? LIMIT 1"
+
+/* The label of the entity with uid: its field 1, or when that is itself a
+ * reference (a VIP names a person), that entity's label. "" when unknown. */
+static void ref_label(sqlite3_stmt *st, const char *uid, char *out, size_t cap)
+{
+	char next[17];
+	out[0] = '\0';
+	snprintf(next, sizeof(next), "%s", uid);
+	for (int hop = 0; hop < 2; hop++) {
+		const type_def *td;
+		const field_def *f;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, next, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return;
+		td = schema_type((uint32_t)sqlite3_column_int64(st, 0));
+		f = td ? schema_field(td, 1) : NULL;
+		if (!f)
+			return;
+		schema_format_value(f, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), out, cap);
+		if (f->kind != FIELD_REF)
+			return;
+		snprintf(next, sizeof(next), "%s", out);
+		out[0] = '\0';
+	}
+}
+
+/* "uid, uid" -> "label, label" */
+static char *ref_labels(sqlite3_stmt *st, const char *uids)
+{
+	char label[256], *out = malloc(VALUE_TEXT);
+	size_t o = 0;
+	if (!out)
+		return NULL;
+	out[0] = '\0';
+	for (const char *p = uids; *p;) {
+		char uid[17];
+		size_t n = strcspn(p, ", ");
+		snprintf(uid, sizeof(uid), "%.*s", (int)(n < 16 ? n : 16), p);
+		ref_label(st, uid, label, sizeof(label));
+		if (o < VALUE_TEXT)
+			o += (size_t)snprintf(out + o, VALUE_TEXT - o, "%s%s", o ? ", " : "", label[0] ? label : uid);
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return out;
+}
+
+static int label_refs(samen_plan *p, const type_def *td, row *rows, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(replica_db(p->rep), LABEL_SQL, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(p, "labels");
+	for (size_t k = 0; k < n; k++)
+		for (uint32_t i = 0; i < td->nfields && i < MAX_FIELDS; i++)
+			if ((td->fields[i].kind == FIELD_REF || td->fields[i].kind == FIELD_REFS) && rows[k].vals[i] &&
+			    rows[k].vals[i][0] && !(rows[k].labels[i] = ref_labels(st, rows[k].vals[i]))) {
+				sqlite3_finalize(st);
+				return samen_error_set(SAMEN_ENOMEM, "out of memory");
+			}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_entity_cb cb, void *payload)
 {
 	sqlite3 *db = replica_db(p->rep);
@@ -195,7 +264,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 	size_t cap = 0;
 	const field_def *fparent = schema_field_by_name(td, "parent");
 	const field_def *frank = schema_field_by_name(td, "rank");
+	/* what orders siblings after rank: a goal's priority; an action's tier
+	 * (the method's order: client, then network, then professional) */
 	const field_def *fprio = schema_field_by_name(td, "priority");
+	const field_def *ftier = schema_field_by_name(td, "tier");
 	char text[VALUE_TEXT];
 	hmap byuid;       /* uid (16 hex digits) -> rowid */
 
@@ -267,10 +339,16 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 			snprintf(r->rank, sizeof(r->rank), "%.39s", text);
 		} else if (f == fprio && text[0]) {
 			r->priority = atoll(text);
+		} else if (f == ftier && text[0]) {
+			for (uint32_t k = 0; k < f->nlabels; k++)
+				if (strcmp(text, f->labels[k]) == 0)
+					r->priority = k + 1;
 		}
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	if ((rc = label_refs(p, td, l.rows, l.n)) < 0)
+		goto cleanup;
 	break_cycles(l.rows, l.n);
 	l.order = malloc((l.n + 1) * sizeof(size_t));
 	if (!l.order) {
@@ -292,8 +370,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 cleanup:
 	sqlite3_finalize(s);
 	for (size_t k = 0; k < l.n; k++)
-		for (int f = 0; f < MAX_FIELDS; f++)
+		for (int f = 0; f < MAX_FIELDS; f++) {
 			free(l.rows[k].vals[f]);
+			free(l.rows[k].labels[f]);
+		}
 	free(l.rows);
 	free(l.order);
 	hmap_free(&byuid);
@@ -407,7 +487,7 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 	sqlite3 *db = replica_db(p->rep);
 	sqlite3_stmt *s = NULL;
 	int rc = 0;
-	char text[VALUE_TEXT], dev[65], chid[65];
+	char text[VALUE_TEXT], dev[65], chid[65], *label = NULL;
 	const char *sql =
 		"SELECT e.uid, e.type, f.field, f.value, f.win, n.cnt, c.name, d.key, c.time, c.id,"
 		" (SELECT t.sqlval FROM fields t WHERE t.entity = e.rowid AND t.field = 1 AND t.win)"
@@ -417,8 +497,12 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 		"   ON n.entity = f.entity AND n.field = f.field"
 		" WHERE e.deleted IS NULL AND (?1 = 0 AND n.cnt > 1 OR e.rowid = ?1)"
 		" ORDER BY e.uid, f.field, f.win DESC, c.lamport DESC, d.key DESC";
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+	sqlite3_stmt *lab = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, LABEL_SQL, -1, &lab, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
 		return db_fail(p, "values");
+	}
 	sqlite3_bind_int64(s, 1, only);
 	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
 		const type_def *td = schema_type((uint32_t)sqlite3_column_int64(s, 1));
@@ -441,9 +525,18 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 		v.device = dev;
 		v.time = sqlite3_column_int64(s, 8);
 		v.change = chid;
+		if ((f->kind == FIELD_REF || f->kind == FIELD_REFS) && text[0] &&
+		    !(label = ref_labels(lab, text))) {
+			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+			break;
+		}
+		v.label = label;
 		rc = cb(&v, payload);
+		free(label);
+		label = NULL;
 	}
 	sqlite3_finalize(s);
+	sqlite3_finalize(lab);
 	return rc;
 }
 

@@ -33,18 +33,27 @@ static void sb_printf(sbuf *s, const char *fmt, ...)
 		s->len += (size_t)n < s->cap - s->len ? (size_t)n : s->cap - s->len - 1;
 }
 
-/* Title given to entity (dev, n) inside this change, if any. */
+/* Label (field 1, when it is text) given to entity (dev, n) inside this
+ * change, if any. */
 static int title_in_change(const samen_change *c, uint32_t dev, uint64_t n, char *out, size_t cap)
 {
 	for (uint32_t i = 0; i < c->nops; i++) {
 		const samen_op *op = &c->ops[i];
-		if (op->kind == SAMEN_OP_SET && op->dev == dev && op->n == n && op->field == 1) {
-			const type_def *td = schema_type(SAMEN_TYPE_GOAL);
-			schema_format_value(schema_field(td, 1), op->value, op->value_len, out, cap);
+		const type_def *td = schema_type(op->type);
+		const field_def *f = td ? schema_field(td, 1) : NULL;
+		if (op->kind == SAMEN_OP_SET && op->dev == dev && op->n == n && op->field == 1 && f &&
+		    f->kind != FIELD_REF) {
+			schema_format_value(f, op->value, op->value_len, out, cap);
 			return out[0] != '\0';
 		}
 	}
 	return 0;
+}
+
+static const char *type_name(uint32_t type, bool nl)
+{
+	const type_def *td = schema_type(type);
+	return td ? (nl ? td->name_nl : td->name) : "?";
 }
 
 /* Do all ops name the same entity? */
@@ -89,23 +98,24 @@ char *change_summary(const samen_change *c, const char *lang)
 		for (uint32_t i = 0; i < c->nops && !cr; i++)
 			if (c->ops[i].kind == SAMEN_OP_CREATE)
 				cr = &c->ops[i];
-		const type_def *td = schema_type(cr->type);
 		title[0] = '\0';
 		for (uint32_t i = 0; i < c->nops && !title[0]; i++)
 			if (c->ops[i].kind == SAMEN_OP_SET && c->ops[i].dev == 0)
 				title_in_change(c, 0, c->ops[i].n, title, sizeof(title));
-		sb_printf(&s, nl ? "%s '%s' aangemaakt" : "created %s '%s'", td ? (nl ? td->name_nl : td->name) : "?",
-		          title);
+		if (title[0])
+			sb_printf(&s, nl ? "%s '%s' aangemaakt" : "created %s '%s'", type_name(cr->type, nl), title);
+		else
+			sb_printf(&s, nl ? "%s aangemaakt" : "created %s", type_name(cr->type, nl));
 	} else if (sets == c->nops && one_entity(c)) {
 		/* "doel 83371a9a status → bezig, streefdatum → 2027-03-01" (at
 		 * most three fields named, then "…") */
-		const type_def *td = schema_type(SAMEN_TYPE_GOAL);
+		const type_def *td = schema_type(c->ops[0].type);
 		schema_entity_uid(uid, change_ref_key(c, c->ops[0].dev), c->ops[0].n);
-		sb_printf(&s, "%s %.8s ", nl ? "doel" : "goal", uid);
+		sb_printf(&s, "%s %.8s ", type_name(c->ops[0].type, nl), uid);
 		for (uint32_t i = 0; i < c->nops && i < 3; i++) {
 			const samen_op *op = &c->ops[i];
-			const field_def *f = schema_field(td, op->field);
-			if (f && f->kind != FIELD_REF)
+			const field_def *f = td ? schema_field(td, op->field) : NULL;
+			if (f && f->kind != FIELD_REF && f->kind != FIELD_REFS && f->kind != FIELD_TIES)
 				schema_format_value(f, op->value, op->value_len, val, sizeof(val));
 			else
 				snprintf(val, sizeof(val), "%s", op->value_len && op->value[0] == 0xc0 ? "-" : "…");
@@ -115,7 +125,7 @@ char *change_summary(const samen_change *c, const char *lang)
 			sb_printf(&s, ", …");
 	} else if (c->nops == 1 && deletes == 1) {
 		schema_entity_uid(uid, change_ref_key(c, c->ops[0].dev), c->ops[0].n);
-		sb_printf(&s, nl ? "doel %.8s verwijderd" : "deleted goal %.8s", uid);
+		sb_printf(&s, nl ? "%s %.8s verwijderd" : "deleted %s %.8s", type_name(c->ops[0].type, nl), uid);
 	} else {
 		const char *sep = "";
 		if (creates) {

@@ -46,7 +46,7 @@ KIDS="$(json_get id <<<"$OUT")"
 [[ "$KIDS" =~ ^[0-9a-f]{16}$ ]] || die "goal id is not 16 hex: $KIDS"
 json_valid samen --store "$M" --json goal show "$KIDS"
 expect_eq "$(json_get title <<<"$OUT")" "Meer betrokken zijn bij de kinderen" "title"
-expect_eq "$(json_get area <<<"$OUT")" familie "area"
+expect_eq "$(json_get area_label <<<"$OUT")" familie "area"
 expect_eq "$(json_get term <<<"$OUT")" lang "term"
 expect_eq "$(json_get priority <<<"$OUT")" 2 "priority"
 expect_eq "$(json_get status <<<"$OUT")" bezig "status"
@@ -106,7 +106,7 @@ expect_eq "$(json_get area <<<"$OUT")" null "'-' clears a field"
 ok samen --store "$M" goal set "$KIDS" area familie
 
 step "goal rm: gone from the list, still in the history"
-ok samen --store "$M" goal add "Afvallen door minder te snoepen" --area leefstijl --term lang
+ok samen --store "$M" goal add "Afvallen door minder te snoepen" --area zingeving --term lang
 SNACK="${OUT#Added goal }"; SNACK="${SNACK%% *}"
 ok samen --store "$M" goal rm "$SNACK"
 expect_match "$OUT" "^Deleted goal" "rm confirms"

@@ -53,7 +53,7 @@ step "terminal control characters are refused"
 ESC=$'\e'
 H="$(state_hash "$A")"
 fails_with 1 "control characters" -- samen --store "$A" goal add "Red${ESC}[31m title"
-fails_with 1 "control characters" -- samen --store "$A" goal set "$G" area "x${ESC}]0;pwned"
+fails_with 1 "control characters" -- samen --store "$A" goal set "$G" title "x${ESC}]0;pwned"
 fails_with 1 "control characters" -- samen --store "$A" member add "Eve${ESC}[2J" --device "$KC"
 expect_eq "$(state_hash "$A")" "$H" "refused inputs changed nothing"
 ok samen --store "$A" goal set "$G" description "two lines

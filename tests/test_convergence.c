@@ -473,7 +473,6 @@ static const char *const field_names[NF] = {"title",  "area",   "parent", "term"
                                             "rank",   "status", "target", "description"};
 static const char *const statuses[] = {"open", "bezig", "bereikt", "bijgesteld", "gestopt"};
 static const char *const terms[] = {"lang", "middellang", "kort"};
-static const char *const areas[] = {"wonen", "werk", "gezondheid", "sociaal", "financien", "vrije tijd"};
 
 typedef struct {
 	int dev;
@@ -523,9 +522,19 @@ typedef struct {
 	pooled *pool;
 	size_t npool, cappool;
 	char *scratch;
+	char area[10][17];      /* uids of the plan's default life areas */
+	int narea;
 	/* statistics */
 	int conflicts, cycles, tied_cycles, cycle_moves, exchanges, deliveries, pending_seen;
 } world;
+
+static int remember_area(const samen_entity_view *e, void *payload)
+{
+	world *w = payload;
+	if (w->narea < 10)
+		snprintf(w->area[w->narea++], sizeof(w->area[0]), "%s", e->uid);
+	return 0;
+}
 
 static int known(const world *w, int d, int ci)
 {
@@ -652,8 +661,8 @@ static void random_value(world *w, int f, char *buf, size_t cap)
 	case F_TITLE:
 		snprintf(buf, cap, "Titel %u", below(r, 1000));
 		break;
-	case F_AREA:
-		snprintf(buf, cap, "%s", areas[below(r, 6)]);
+	case F_AREA: /* a reference: the value shown is the area's uid */
+		snprintf(buf, cap, "%s", w->area[below(r, (uint32_t)w->narea)]);
 		break;
 	case F_TERM:
 		snprintf(buf, cap, "%s", terms[below(r, 3)]);
@@ -1192,6 +1201,8 @@ static void run_seed(uint64_t seed)
 
 	/* the base: device 0 starts the plan and adds the others */
 	OK(samen_plan_create(&w->dev[0].plan, w->dev[0].store, "Mevrouw Jansen", "nl"));
+	OK(samen_entity_list(w->dev[0].plan, "area", remember_area, w));
+	assert_int_equal(w->narea, 10);
 	OK(samen_edit_begin(&e, w->dev[0].plan));
 	for (int d = 1; d < w->ndev; d++)
 		OK(samen_edit_member_add(e, w->key[d], "lid"));

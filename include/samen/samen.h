@@ -5,5 +5,6 @@
 #include "samen/store.h"
 #include "samen/plan.h"
 #include "samen/bundle.h"
+#include "samen/schema.h"
 #include "samen/remote.h"
 #endif
