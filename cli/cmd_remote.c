@@ -175,8 +175,9 @@ static void text_pull(const char *name, const samen_remote_stats *st)
 
 static void text_push(const char *name, const samen_remote_stats *st)
 {
-	printf("Pushed to %s: %llu device refs moved forward, %llu already there, %llu bytes sent\n", name,
-	       (unsigned long long)st->pushed, (unsigned long long)st->up_to_date, (unsigned long long)st->sent_bytes);
+	/* (no byte count: libgit2's transport for paths does not report one) */
+	printf("Pushed to %s: %llu device refs moved forward, %llu already there\n", name,
+	       (unsigned long long)st->pushed, (unsigned long long)st->up_to_date);
 }
 
 /* what: 1 pull, 2 push, 3 both (sync: pull, then push). Exit 1 when the

@@ -48,7 +48,8 @@ typedef struct {
 	uint64_t pending;        /* pull: waiting for changes not received yet */
 	uint64_t pushed;         /* push: device refs moved forward on the remote */
 	uint64_t up_to_date;     /* push: device refs the remote already had */
-	uint64_t sent_bytes;     /* push: pack bytes sent */
+	uint64_t sent_bytes;     /* push: pack bytes sent, as libgit2 reports them
+	                            (not measured for path remotes) */
 	uint64_t refused;        /* problems, counted */
 	samen_remote_problem problems[SAMEN_REMOTE_MAX_PROBLEMS];
 	size_t nproblems;        /* kept in problems[] (at most the maximum) */
