@@ -151,6 +151,33 @@ static int normalize_url(const char *url, char **out)
 	return 0;
 }
 
+/* "{plan}" in a URL stands for the plan id, so one template serves every
+ * plan of an organisation (a repository per plan on one server). *out is
+ * malloc'ed; url is taken as it is when it has no "{plan}". */
+#define PLAN_PLACEHOLDER "{plan}"
+
+static int expand_plan_url(const char *url, const char *planhex, char **out)
+{
+	const char *at = strstr(url, PLAN_PLACEHOLDER);
+	size_t pre, plen = strlen(PLAN_PLACEHOLDER);
+
+	*out = NULL;
+	if (at && strstr(at + plen, PLAN_PLACEHOLDER))
+		return samen_error_set(SAMEN_EINVAL, "the URL holds %s more than once", PLAN_PLACEHOLDER);
+	if (!at) {
+		if (!(*out = strdup(url)))
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		return 0;
+	}
+	pre = (size_t)(at - url);
+	if (!(*out = malloc(strlen(url) - plen + 32 + 1)))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	memcpy(*out, url, pre);
+	memcpy(*out + pre, planhex, 32);
+	strcpy(*out + pre + 32, at + plen);
+	return 0;
+}
+
 static void remote_refspec(char *buf, size_t cap, const samen_plan *p, const char *name)
 {
 	snprintf(buf, cap, "+" REMOTE_PLANS_PREFIX "%s/devices/*:" QUARANTINE_PREFIX "%s/*", p->idhex, name);
@@ -296,10 +323,14 @@ int samen_remote_add(samen_plan *p, const char *name, const char *url)
 {
 	git_config *cfg = NULL;
 	git_config_entry *existing = NULL;
-	char *abs = NULL, spec[256], key[SAMEN_REMOTE_NAME_MAX + 16];
+	char *abs = NULL, *expanded = NULL, spec[256], key[SAMEN_REMOTE_NAME_MAX + 16];
 	int rc;
 
-	if ((rc = check_remote_name(name)) < 0 || (rc = normalize_url(url, &abs)) < 0)
+	if ((rc = check_remote_name(name)) < 0 || (rc = expand_plan_url(url, p->idhex, &expanded)) < 0)
+		return rc;
+	rc = normalize_url(expanded, &abs);
+	free(expanded);
+	if (rc < 0)
 		return rc;
 	remote_refspec(spec, sizeof(spec), p, name);
 	if (git_repository_config(&cfg, history_repo(p->hist)) < 0) {
@@ -1492,7 +1523,21 @@ int samen_plan_clone(samen_plan **out, samen_store *store, const char *url, cons
 	memset(st, 0, sizeof(*st));
 	if (!remote_name)
 		remote_name = "origin";
-	if ((rc = check_remote_name(remote_name)) < 0 || (rc = normalize_url(url, &abs)) < 0)
+	if (strstr(url, PLAN_PLACEHOLDER)) {
+		/* a URL template names one repository per plan: the plan id is
+		 * needed in full to know which */
+		char *expanded = NULL;
+		if (!which || strlen(which) != 32 || strspn(which, "0123456789abcdef") != 32)
+			return samen_error_set(SAMEN_EINVAL, "the URL %s needs the whole plan id (32 hex digits) to clone"
+			                       " from", url);
+		if ((rc = expand_plan_url(url, which, &expanded)) < 0)
+			return rc;
+		rc = check_remote_name(remote_name) < 0 ? SAMEN_EINVAL : normalize_url(expanded, &abs);
+		free(expanded);
+	} else if ((rc = check_remote_name(remote_name)) == 0) {
+		rc = normalize_url(url, &abs);
+	}
+	if (rc < 0)
 		return rc;
 	/* no history is open yet to have started libgit2 */
 	if (git_libgit2_init() < 0) {

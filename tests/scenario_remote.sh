@@ -204,6 +204,20 @@ rm "$SRV/served.git/hooks/update"
 ok samen --store "$J" --json push served
 expect_eq "$(json_py '[j["pushed"], j["refused"]]' <<<"$OUT")" "[1, []]" "without the hook, Kees's ref goes too"
 
+step "a URL template: one repository per plan on one server"
+mkdir -p "$SRV/plans"
+git init -q --bare "$SRV/plans/$PLAN.git"
+TEMPLATE="${DAEMON_URL%/served.git}/plans/{plan}.git"
+ok samen --store "$J" remote add perplan "$TEMPLATE"
+ok samen --store "$J" --json remote list
+expect_eq "$(json_py '[r["url"] for r in j if r["name"] == "perplan"]' <<<"$OUT")" \
+	"[\"${DAEMON_URL%/served.git}/plans/$PLAN.git\"]" "{plan} is replaced by the plan id"
+ok samen --store "$J" push perplan
+new_device "$SCEN_TMP/els" "Els"
+fails_with 1 "needs the whole plan id" -- samen --store "$SCEN_TMP/els" plan clone "$TEMPLATE" "${PLAN:0:8}"
+json_valid samen --store "$SCEN_TMP/els" --json plan clone "$TEMPLATE" "$PLAN"
+expect_eq "$(state_hash "$SCEN_TMP/els")" "$(state_hash "$J")" "a clone through the template has Joke's plan"
+
 step "errors say what was wrong"
 fails_with 2 "pull NAME" -- samen --store "$J" pull
 fails_with 2 "push NAME" -- samen --store "$J" push a b

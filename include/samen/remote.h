@@ -68,7 +68,8 @@ typedef struct {
 typedef int (*samen_remote_cb)(const samen_remote_info *r, void *payload);
 
 /* Add a remote to plan. name: 1..64 of [A-Za-z0-9._-], not starting with
- * '.' or '-'. A relative path is made absolute. */
+ * '.' or '-'. A relative path is made absolute; "{plan}" in url is
+ * replaced by the plan id. */
 SAMEN_EXTERN int samen_remote_add(samen_plan *plan, const char *name, const char *url);
 /* Forget a remote and its quarantine refs. */
 SAMEN_EXTERN int samen_remote_remove(samen_plan *plan, const char *name);
@@ -84,8 +85,9 @@ SAMEN_EXTERN int samen_remote_push(samen_plan *plan, const char *name, samen_rem
 
 /* Start from a URL: find the plan on the remote (which: a plan id or
  * prefix, NULL when the remote holds exactly one), create it in this store
- * with the remote as remote_name (NULL: "origin"), and pull. *out receives
- * the open plan (may be NULL to just clone). */
+ * with the remote as remote_name (NULL: "origin"), and pull. A url with
+ * "{plan}" needs which to be the whole plan id. *out receives the open plan
+ * (may be NULL to just clone). */
 SAMEN_EXTERN int samen_plan_clone(samen_plan **out, samen_store *store, const char *url, const char *which,
                                   const char *remote_name, samen_remote_stats *stats);
 
