@@ -187,7 +187,6 @@ static void remote_refspec(char *buf, size_t cap, const samen_plan *p, const cha
 
 typedef struct {
 	samen_remote_stats *stats;
-	const samen_plan *plan;
 	int cred_tries;
 	int over_cap;
 	/* push: local refs (by remote ref name) accepted by the server */
@@ -565,7 +564,6 @@ static int fetch_into_quarantine(samen_plan *p, git_remote *remote, const char *
 	git_strarray specs;
 	git_odb *odb = NULL;
 	char spec[256], *specp = spec;
-	int rc;
 
 	remote_refspec(spec, sizeof(spec), p, name);
 	specs.strings = &specp;
@@ -587,8 +585,7 @@ static int fetch_into_quarantine(samen_plan *p, git_remote *remote, const char *
 	if (git_repository_odb(&odb, history_repo(p->hist)) == 0)
 		(void)git_odb_refresh(odb);
 	git_odb_free(odb);
-	rc = 0;
-	return rc;
+	return 0;
 }
 
 /* ---- pull: walk the new commits ------------------------------------------------------- */
@@ -1147,7 +1144,6 @@ int samen_remote_pull(samen_plan *p, const char *name, samen_remote_stats *st)
 	memset(&w, 0, sizeof(w));
 	snprintf(st->plan, sizeof(st->plan), "%s", p->idhex);
 	ctx.stats = st;
-	ctx.plan = p;
 	w.plan = p;
 	w.stats = st;
 	hmap_init(&w.by_commit, 20);
@@ -1273,7 +1269,6 @@ int samen_remote_push(samen_plan *p, const char *name, samen_remote_stats *st)
 	memset(&pp, 0, sizeof(pp));
 	snprintf(st->plan, sizeof(st->plan), "%s", p->idhex);
 	ctx.stats = st;
-	ctx.plan = p;
 	pp.plan = p;
 	pp.name = name;
 	pp.stats = st;
