@@ -918,7 +918,9 @@ static int verify_candidate(walk_state *w, candidate *c)
 		return 0;
 	}
 	if (memcmp(ch.plan, p->id, 16) != 0) {
-		problem(w->stats, rname, &c->commit, "the change belongs to another plan");
+		char other[33];
+		sodium_bin2hex(other, sizeof(other), ch.plan, 16);
+		problem(w->stats, rname, &c->commit, "the change belongs to another plan (%s), not to %s", other, p->idhex);
 		goto done;
 	}
 	if (change_verify(c->sig, c->bytes, c->len, ch.author) != 0) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # scenario_remote_hostile.sh - a git remote that lies. Refs under the plan's
 # namespace that point at a commit that is not a change, at a huge blob, at a
-# blob instead of a commit, a device ref naming one device with another's
-# commit, a genuine change in a commit that is not the one Samen builds, and
-# a fork of a device's chain. Each is reported (ref, commit, why), nothing of
+# huge commit, at a blob instead of a commit, a ref name that is no key, a
+# device ref naming one device with another's commit, a genuine change of
+# another plan, a genuine change in a commit that is not the one Samen
+# builds, and a fork of a device's chain. Each is reported (ref, commit, why), nothing of
 # it is adopted, and the good changes the remote also holds are adopted.
 source "$(dirname "${BASH_SOURCE[0]}")/scenario_lib.sh"
 
@@ -75,6 +76,13 @@ TAMPERED="$(eg cat-file commit "$REAL" | sed '/^committer /{n;n;s/^/Eerlijk: /}'
 eg update-ref "$NS/$KEY_A" "$TAMPERED"
 eg update-ref -d refs/tmp/anna
 
+step "a genuine change of another plan, under this plan's namespace"
+new_device "$SCEN_TMP/carla" "Carla"
+KEY_C="$KEY"
+ok samen --store "$SCEN_TMP/carla" --json plan create --client Someone-else
+OTHER="$(json_get plan <<<"$OUT")"
+eg fetch -q "$SCEN_TMP/carla/plans/$OTHER/history.git" "refs/samen/devices/$KEY_C:$NS/$KEY_C"
+
 step "the victim pulls from the evil remote"
 fails_with 1 "refused" -- samen --store "$V" pull evil
 expect_match "$ERR" "$NS/$(fake_key 1) at ${JUNK:0:12}: not a Samen change commit: commit $JUNK: tree has 0 entries" \
@@ -89,6 +97,7 @@ expect_match "$ERR" "$NS/$KEY_V at .*forged device ref: the ref names device ${K
 	"the forged device ref"
 expect_match "$ERR" "$NS/$KEY_A at ${TAMPERED:0:12}: not the commit Samen builds from the change it holds \\(that is $REAL\\)" \
 	"the tampered commit"
+expect_match "$ERR" "$NS/$KEY_C at [0-9a-f]{12}: the change belongs to another plan \\($OTHER\\), not to $PLAN" "another plan's change"
 expect_match "$OUT" "Pulled from evil: 1 new changes" "the good change under the tampered one is adopted"
 ok samen --store "$V" --json goal show "$GOAL"
 expect_eq "$(json_py '[j["status"], j["priority"]]' <<<"$OUT")" '["bezig", null]' \
@@ -96,7 +105,7 @@ expect_eq "$(json_py '[j["status"], j["priority"]]' <<<"$OUT")" '["bezig", null]
 run samen --store "$V" --json pull evil
 expect_eq "$RC" 1 "--json pull with refusals exits 1"
 expect_eq "$(json_py '[j["ok"], len(j["refused"]), " ".join(sorted(set(r["ref"].rsplit("/", 1)[1][:8] for r in j["refused"])))]' <<<"$OUT")" \
-	"[false, 7, \"$(printf '%s\n' 00000000 "${KEY_A:0:8}" "${KEY_V:0:8}" not-a-ke | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')\"]" \
+	"[false, 8, \"$(printf '%s\n' 00000000 "${KEY_A:0:8}" "${KEY_V:0:8}" "${KEY_C:0:8}" not-a-ke | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')\"]" \
 	"--json lists every refusal"
 expect_eq "$(git --git-dir "$VHIST" rev-parse "refs/samen/devices/$KEY_A")" "$(git --git-dir "$AHIST" rev-parse "refs/samen/devices/$KEY_A~1")" \
 	"Anna's device ref moved to the genuine change only"
