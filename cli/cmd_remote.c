@@ -1,5 +1,6 @@
 /* cmd_remote.c - remote add|list|remove, push, pull, sync, plan clone. */
 #include "cli/cli.h"
+#include "cli/i18n.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,7 @@
 static const char *when_text(char *buf, size_t cap, int64_t t)
 {
 	if (t <= 0)
-		return "never";
+		return _("never");
 	fmt_time(buf, cap, t);
 	return buf;
 }
@@ -33,13 +34,18 @@ static void json_remote(const samen_remote_info *r)
 	printf("}");
 }
 
+/* For `remote list` and `status`, so in the output language. */
 static void text_remote(const samen_remote_info *r, const char *indent)
 {
 	char pull[32], push[32];
-	printf("%s%s  %s\n%s  %lld changes to push, %lld fetched and not adopted%s%s; last pull %s, last push %s\n",
-	       indent, r->name, r->url, indent, (long long)r->ahead, (long long)r->behind,
-	       r->diverged ? ", device chains diverged: " : "", r->diverged ? "yes" : "",
-	       when_text(pull, sizeof(pull), r->last_pull), when_text(push, sizeof(push), r->last_push));
+	printf("%s%s  %s\n", indent, r->name, r->url);
+	printf(_("%s  %lld changes to push, %lld fetched and not adopted; last pull %s, last push %s\n"), indent,
+	       (long long)r->ahead, (long long)r->behind, when_text(pull, sizeof(pull), r->last_pull),
+	       when_text(push, sizeof(push), r->last_push));
+	if (r->diverged)
+		printf(P_("%s  %lld device's chain differs here and there (a fork: see samen pull)\n",
+		          "%s  %lld devices' chains differ here and there (a fork: see samen pull)\n", r->diverged),
+		       indent, (long long)r->diverged);
 }
 
 static int list_one(const samen_remote_info *r, void *payload)
@@ -310,7 +316,7 @@ static int status_one(const samen_remote_info *r, void *payload)
 		json_remote(r);
 	} else {
 		if (x->count == 0)
-			printf("remotes:\n");
+			printf("%s\n", _("remotes:"));
 		text_remote(r, "  ");
 	}
 	x->count++;
