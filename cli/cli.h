@@ -56,8 +56,20 @@ int meeting_decide(cli *c);
 /* One entity as a JSON object (no newline). */
 void json_entity(const samen_entity_view *e);
 int cmd_serve(cli *c);     /* cmd_peer.c */
-int cmd_sync(cli *c);
+int cmd_peer_sync(cli *c);
+/* sync: tcp://HOST:PORT goes to cmd_peer_sync, a remote's NAME to cmd_sync */
+int cmd_sync_any(cli *c);
 /* The per-peer part of `status`: JSON array items or lines. */
 void print_peers(const cli *c, samen_plan *p);
+
+/* cmd_remote.c: git remotes */
+int cmd_remote(cli *c);
+int cmd_push(cli *c);
+int cmd_pull(cli *c);
+int cmd_sync(cli *c);
+int cmd_plan_clone(cli *c);
+/* The plan's remotes for `samen status`: text lines, or under json a
+ * "remotes" array member of the object being printed. */
+void remote_status(samen_plan *p, int json, int *first);
 
 #endif

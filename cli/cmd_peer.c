@@ -122,7 +122,7 @@ static void on_progress(const samen_sync_stats *st, uint64_t expect_in, uint64_t
 	        (unsigned long long)(st->bytes_out >> 10));
 }
 
-int cmd_sync(cli *c)
+int cmd_peer_sync(cli *c)
 {
 	samen_sync_options o = SAMEN_SYNC_OPTIONS_INIT;
 	samen_sync_stats st;
@@ -185,6 +185,18 @@ int cmd_sync(cli *c)
 		return 1;
 	}
 	return 0;
+}
+
+/* `sync tcp://HOST:PORT` talks to a peer; `sync NAME` to a git remote
+ * (cmd_remote.c). */
+int cmd_sync_any(cli *c)
+{
+	if (c->argc == 0)
+		return usage("sync NAME (a git remote: samen remote list) or sync tcp://HOST:PORT (a samen serve)");
+	for (int i = 0; i < c->argc; i++)
+		if (strncmp(c->argv[i], "tcp://", 6) == 0)
+			return cmd_peer_sync(c);
+	return cmd_sync(c);
 }
 
 typedef struct {

@@ -66,7 +66,7 @@ fails_with 1 "not a member of plan $PLAN" -- samen --store "$E" --plan "$PLAN" s
 passed
 fails_with 1 "no plan 00112233445566778899aabbccddeeff" -- samen --store "$M" --plan 00112233445566778899aabbccddeeff sync "$URL"
 fails_with 2 "sync tcp://HOST:PORT" -- samen --store "$M" sync
-fails_with 1 "not a peer address" -- samen --store "$M" sync http://example.org/
+fails_with 1 "bad port" -- samen --store "$M" sync tcp://127.0.0.1:99999
 
 step "the server stops cleanly on SIGTERM"
 stop_serve

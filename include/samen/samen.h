@@ -6,5 +6,6 @@
 #include "samen/plan.h"
 #include "samen/bundle.h"
 #include "samen/schema.h"
+#include "samen/remote.h"
 #include "samen/peer.h"
 #endif
