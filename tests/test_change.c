@@ -753,12 +753,12 @@ static void test_unknown_op_kind_and_malformed_ops_are_rejected(void **state)
 {
 	samples *s = *state;
 	size_t opsoff = off_of(s->buf, s->c.devs) + 34 * (size_t)s->c.ndevs;
-	static const uint8_t k5 = 5, k127 = 0x7f, empty = 0x90, create3[] = {0x93, 0x00, 0x01, 0x01};
+	static const uint8_t k10 = 10, k127 = 0x7f, empty = 0x90, create3[] = {0x93, 0x00, 0x01, 0x01};
 	static const uint8_t neg = 0xff; /* -1 */
 
 	assert_int_equal(s->buf[opsoff + 1], 0x92); /* op 0: [0, type] */
 	assert_int_equal(s->buf[opsoff + 2], SAMEN_OP_CREATE);
-	reject_patch(s->buf, s->len, opsoff + 2, 1, &k5, 1, "unknown op kind");
+	reject_patch(s->buf, s->len, opsoff + 2, 1, &k10, 1, "unknown op kind");
 	reject_patch(s->buf, s->len, opsoff + 2, 1, &k127, 1, "unknown op kind");
 	reject_patch(s->buf, s->len, opsoff + 2, 1, &neg, 1, "op 0");
 	reject_patch(s->buf, s->len, opsoff + 1, 3, &empty, 1, "empty op");
