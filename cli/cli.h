@@ -43,6 +43,10 @@ int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, 
 /* samen TYPE add|list|show|set|rm for every entity type of the schema. */
 int cmd_entity(cli *c, const samen_type_info *t);
 int cmd_fields(cli *c);
+/* samen member, samen device, samen access (cli/cmd_member.c). */
+int cmd_member(cli *c);
+int cmd_device(cli *c);
+int cmd_access(cli *c);
 /* One entity as a JSON object (no newline). */
 void json_entity(const samen_entity_view *e);
 

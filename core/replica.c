@@ -1980,6 +1980,13 @@ static int judge_rights_op(applyctx *a, applying *c, const author_view *av, uint
 		}
 		rights_member_at(&a->rl, &p, op->key, &t);
 		member_name(a, &p, op->key, tname, sizeof(tname));
+		/* a professional added by this very change may get a scope in it */
+		for (uint32_t k = 0; k < i && !t.exists; k++)
+			if (ch->ops[k].kind == SAMEN_OP_MEMBER_ADD && memcmp(ch->ops[k].key, op->key, 32) == 0 &&
+			    ch->ops[k].role == SAMEN_ROLE_PROFESSIONAL) {
+				t.exists = true;
+				t.role = SAMEN_ROLE_PROFESSIONAL;
+			}
 		if (!t.exists || t.revoked ||
 		    (t.role != SAMEN_ROLE_PROFESSIONAL && t.pending_role != SAMEN_ROLE_PROFESSIONAL)) {
 			whyf(why, whylen, "op %u: %s is not a professional of this plan", i, tname);

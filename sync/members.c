@@ -115,6 +115,9 @@ static int resolve_member(const rights_log *L, const char *what, uint8_t id[32])
 	}
 	free(ids);
 	free(devs);
+	/* a full id names a member this session may be adding right now */
+	if (found == 0 && strlen(what) == 64 && sodium_hex2bin(id, 32, what, 64, NULL, NULL, NULL) == 0)
+		return 0;
 	if (found == 0)
 		return samen_error_set(SAMEN_ENOTFOUND, "no member '%s' in this plan (see samen member list)", what);
 	if (found > 1)
@@ -459,15 +462,8 @@ int samen_plan_device_may_sync(samen_plan *p, const char *keyhex, int *may)
 	return 0;
 }
 
-/* The member list of plan.h, from the same fold: every member with their
- * first device. */
-typedef struct {
-	samen_plan *p;
-	samen_member_cb cb;
-	void *payload;
-	rights_log *L;
-} list_ctx;
-
+/* The member list of plan.h, from the same fold: every member who holds a
+ * device, with their first device, the creator first. */
 int samen_member_list(samen_plan *p, samen_member_cb cb, void *payload)
 {
 	rights_log L;
@@ -485,7 +481,7 @@ int samen_member_list(samen_plan *p, samen_member_cb cb, void *payload)
 		for (size_t i = 0; rc == 0 && i < n; i++) {
 			rights_member m;
 			samen_member_info info;
-			char dev[65] = "", added[65];
+			char dev[65] = "", added[65], mid[65], areas[2048];
 			int64_t t;
 			bool creator = false;
 			rights_member_at(&L, NULL, ids[i], &m);
@@ -503,10 +499,18 @@ int samen_member_list(samen_plan *p, samen_member_cb cb, void *payload)
 			if (creator != (pass == 0) || !dev[0]) /* a client without a device is no device member */
 				continue;
 			change_facts(p, m.added_change, added, &t);
+			sodium_bin2hex(mid, sizeof(mid), ids[i], 32);
+			area_names(p, &m, areas, sizeof(areas));
+			memset(&info, 0, sizeof(info));
 			info.name = m.name ? m.name : "";
 			info.device = dev;
 			info.creator = creator;
 			info.added_by = added;
+			info.id = mid;
+			info.role = rights_role_name(m.role);
+			info.pending_role = m.pending_role >= 0 ? rights_role_name(m.pending_role) : NULL;
+			info.revoked = m.revoked;
+			info.areas = areas;
 			rc = cb(&info, payload);
 		}
 	free(ids);
