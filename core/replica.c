@@ -1616,7 +1616,7 @@ static void member_label(char *out, size_t outlen, const uint8_t device[32], con
 static int judge_author(applyctx *a, applying *c, author_view *av, char *why, size_t whylen)
 {
 	const samen_change *ch = &c->it->ch;
-	rights_past p = {c->vv, c->vvlen};
+	rights_past p = {c->vv, c->vvlen, c->devno, c->it->ch.seq};
 	const right_op *k;
 	char idhex[17];
 
@@ -1902,7 +1902,7 @@ static int judge_rights_op(applyctx *a, applying *c, const author_view *av, uint
 {
 	const samen_change *ch = &c->it->ch;
 	const samen_op *op = &ch->ops[i];
-	rights_past p = {c->vv, c->vvlen};
+	rights_past p = {c->vv, c->vvlen, c->devno, c->it->ch.seq};
 	rights_member t;
 	rights_device d;
 	int role = av->mem.role, trole;
@@ -3112,6 +3112,103 @@ bool replica_device_may_sync(replica *r, const uint8_t device[32])
 
 /* --- queries for local edits ------------------------------------------------ */
 
+static int add_head(replica_edit_base *out, size_t *cap, const uint8_t id[32])
+{
+	for (uint32_t i = 0; i < out->nheads; i++)
+		if (memcmp(out->heads + 32 * i, id, 32) == 0)
+			return 0;
+	if (out->nheads >= SAMEN_MAX_DEPS)
+		return 0;
+	if (out->nheads == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		void *p = realloc(out->heads, nc * 32);
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		out->heads = p;
+		*cap = nc;
+	}
+	memcpy(out->heads + 32 * out->nheads++, id, 32);
+	return 0;
+}
+
+/* A head that was rejected hides the accepted changes it builds on (a
+ * revoked member who edits on, a professional outside their scope): the
+ * new change builds on the nearest accepted ancestors instead, so that what
+ * it has seen of the plan (grants above all) is in its causal past. The
+ * walk visits each rejected change once. */
+static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, size_t *cap)
+{
+	sqlite3_stmt *h = NULL, *q = NULL;
+	uint8_t (*todo)[32] = NULL;
+	size_t ntodo = 0, captodo = 0, visited = 0;
+	hmap seen;
+	int rc = 0;
+
+	hmap_init(&seen, 32);
+	if (sqlite3_prepare_v2(r->db, "SELECT c.id FROM heads h JOIN changes c ON c.rowid = h.change WHERE c.verdict = 0",
+	                       -1, &h, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT verdict, body FROM changes WHERE id = ?", -1, &q, NULL) != SQLITE_OK) {
+		rc = db_error(r, "edit base");
+		goto cleanup;
+	}
+	while (rc == 0 && sqlite3_step(h) == SQLITE_ROW) {
+		if (ntodo == captodo) {
+			size_t nc = captodo ? captodo * 2 : 16;
+			void *p = realloc(todo, nc * 32);
+			if (!p) {
+				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				break;
+			}
+			todo = p;
+			captodo = nc;
+		}
+		memcpy(todo[ntodo++], sqlite3_column_blob(h, 0), 32);
+	}
+	while (rc == 0 && ntodo && visited++ < SAMEN_MAX_PENDING) {
+		uint8_t id[32];
+		samen_change ch;
+		memcpy(id, todo[--ntodo], 32);
+		if (hmap_get(&seen, id))
+			continue;
+		if ((rc = hmap_put(&seen, id, 1)) < 0)
+			break;
+		sqlite3_reset(q);
+		sqlite3_bind_blob(q, 1, id, 32, SQLITE_TRANSIENT);
+		if (sqlite3_step(q) != SQLITE_ROW)
+			continue;
+		if (sqlite3_column_int(q, 0) == 1) {
+			rc = add_head(out, cap, id);
+			continue;
+		}
+		if (change_decode(&ch, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1)) < 0)
+			continue;
+		for (uint32_t k = 0; k <= ch.ndeps && rc == 0; k++) {
+			const uint8_t *pid = k == 0 ? (ch.has_prev ? ch.prev : NULL) : change_dep(&ch, k - 1);
+			if (!pid)
+				continue;
+			if (ntodo == captodo) {
+				size_t nc = captodo ? captodo * 2 : 16;
+				void *p = realloc(todo, nc * 32);
+				if (!p) {
+					rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+					break;
+				}
+				todo = p;
+				captodo = nc;
+			}
+			memcpy(todo[ntodo++], pid, 32);
+		}
+		change_clear(&ch);
+	}
+	samen_error_clear();
+cleanup:
+	sqlite3_finalize(h);
+	sqlite3_finalize(q);
+	free(todo);
+	hmap_free(&seen);
+	return rc;
+}
+
 int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_base *out)
 {
 	sqlite3_stmt *s = NULL;
@@ -3158,6 +3255,8 @@ int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_bas
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	if (rc == 0)
+		rc = accepted_below_rejected_heads(r, out, &cap);
 	if (rc == 0 && sqlite3_prepare_v2(r->db, "SELECT max(lamport) FROM changes", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(s, 0) > maxl)
 		maxl = (uint64_t)sqlite3_column_int64(s, 0);

@@ -81,12 +81,16 @@ int rights_set_genesis(rights_log *L, const uint8_t creator[32], int role, const
 typedef struct {
 	const uint64_t *vv;
 	uint32_t vvlen;
+	uint32_t self_devno;      /* the change being judged: its own ops are */
+	uint64_t self_seq;        /* not its past (they may be in the log early, in a replay) */
 } rights_past;
 
 static inline bool rights_in_past(const rights_past *p, uint32_t devno, uint64_t seq)
 {
 	if (!p || !p->vv)
 		return true;
+	if (devno == p->self_devno && seq == p->self_seq)
+		return false;
 	return devno >= 1 && devno <= p->vvlen && p->vv[devno - 1] >= seq;
 }
 

@@ -135,7 +135,7 @@ char *change_summary(const samen_change *c, const char *lang)
 	if (c->nops && c->ops[0].kind == SAMEN_OP_PLAN) {
 		sb_printf(&s, nl ? "plan voor %.*s gestart" : "started the plan for %.*s", (int)c->ops[0].str_len,
 		          c->ops[0].str);
-	} else if (rights && rights == c->nops - members) {
+	} else if (rights && rights == c->nops) {
 		rights_summary(&s, c, nl);
 	} else if (creates == 1 && deletes == 0 && members == 0) {
 		/* "doel 'Werk vinden' aangemaakt" (the new entity is dev 0, n unknown
