@@ -2104,6 +2104,18 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 		}
 	}
 	genesis = ch->nops && ch->ops[0].kind == SAMEN_OP_PLAN;
+	{
+		/* every accepted rights op is scanned for every later change: a
+		 * change may hold only a few */
+		uint32_t nrights = 0;
+		for (uint32_t i = 0; i < ch->nops; i++)
+			nrights += is_right_op(ch->ops[i].kind);
+		if (nrights > RIGHTS_MAX_OPS_PER_CHANGE) {
+			whyf(why, whylen, "a change holds at most %u grants, revocations, scopes, links, unlinks and"
+			     " approvals (this one holds %u)", RIGHTS_MAX_OPS_PER_CHANGE, nrights);
+			return 1;
+		}
+	}
 	memset(&av, 0, sizeof(av));
 	if (!genesis) {
 		if ((rc = judge_author(a, c, &av, why, whylen)) != 0)

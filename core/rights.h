@@ -28,6 +28,10 @@
 #define SAMEN_ROLE_OBSERVER 4
 #define SAMEN_ROLE__COUNT 5
 
+/* Rights ops (kinds 4-9) one change may hold: the log is scanned for every
+ * change, so it must stay small. */
+#define RIGHTS_MAX_OPS_PER_CHANGE 64u
+
 extern const uint8_t RIGHTS_CLIENT_ID[32];
 
 const char *rights_role_name(int role);
