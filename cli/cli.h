@@ -36,6 +36,11 @@ int open_plan(const cli *c, samen_store **s, samen_plan **p);
 /* "YYYY-MM-DD HH:MM" in UTC. */
 void fmt_time(char *buf, size_t cap, int64_t t);
 
+/* Open the plan, run fn on it, close it; fn's error (< 0) is reported as
+ * cmd's. json_list: with --json, fn's output is wrapped in [ ]. */
+typedef int (*plan_fn)(cli *c, samen_plan *p, void *ctx);
+int with_plan(cli *c, const char *cmd, int json_list, plan_fn fn, void *ctx);
+
 /* Commit an edit session and report it ("Added goal UID (change ...)"). */
 int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid);
 
@@ -47,6 +52,11 @@ int cmd_fields(cli *c);
 int cmd_member(cli *c);
 int cmd_device(cli *c);
 int cmd_access(cli *c);
+int cmd_network(cli *c);
+int cmd_timeline(cli *c);
+int cmd_scores(cli *c);
+/* samen meeting decide (a sub-command of the meeting entity) */
+int meeting_decide(cli *c);
 /* One entity as a JSON object (no newline). */
 void json_entity(const samen_entity_view *e);
 

@@ -357,6 +357,8 @@ int cmd_entity(cli *c, const samen_type_info *t)
 		return entity_set(c, t);
 	if (strcmp(sub, "rm") == 0)
 		return entity_rm(c, t);
+	if (strcmp(sub, "decide") == 0 && strcmp(t->name, "meeting") == 0)
+		return meeting_decide(c);
 	return usage(msg);
 }
 
@@ -368,7 +370,9 @@ static const char *kind_text(const samen_field_info *f, char *buf, size_t cap)
 	case SAMEN_FIELD_TEXT: snprintf(buf, cap, "text, up to %lld bytes", f->max); break;
 	case SAMEN_FIELD_NUMBER: snprintf(buf, cap, "whole number %lld-%lld", f->min, f->max); break;
 	case SAMEN_FIELD_DATE: snprintf(buf, cap, "date YYYY-MM-DD"); break;
-	case SAMEN_FIELD_REF: snprintf(buf, cap, "a %s (id or name)", f->ref_type); break;
+	case SAMEN_FIELD_REF:
+		snprintf(buf, cap, "%s %s (id or name)", strchr("aeiou", f->ref_type[0]) ? "an" : "a", f->ref_type);
+		break;
 	case SAMEN_FIELD_REFS: snprintf(buf, cap, "%ss (ids or names, comma separated)", f->ref_type); break;
 	case SAMEN_FIELD_RANK: snprintf(buf, cap, "order key (0-9a-z)"); break;
 	case SAMEN_FIELD_TIES: snprintf(buf, cap, "the network map at a date (made by samen network snapshot)"); break;

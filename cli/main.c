@@ -27,6 +27,10 @@ const char usage_text[] =
 	"      steungroep: group, meeting, decision\n"
 	"      evaluatie:  evaluation, progress, score\n"
 	"  fields TYPE                     the fields of a type and the values they take\n"
+	"  meeting decide MEETING TEXT [--action TEXT --goal G --tier T --person P --due D]\n"
+	"  network snapshot [--date D] [--note T] | network diff FROM [TO]\n"
+	"  timeline [ENTITY] [--type TYPE] who changed what and when, oldest first\n"
+	"  scores [AREA]                   the client's scores per life area over time\n"
 	"  log [GOAL] [-n N]               who changed what, when, and the verdict\n"
 	"  blame GOAL                      per field: value, who, when, which change\n"
 	"  conflicts                       fields holding concurrent values\n"
@@ -271,6 +275,8 @@ static int print_value(const samen_value_info *v, void *payload)
 		json_kv_str(stdout, &first, "title", v->title);
 		json_kv_str(stdout, &first, "field", v->field);
 		json_kv_str(stdout, &first, "value", v->value);
+		if (v->label)
+			json_kv_str(stdout, &first, "value_label", v->label);
 		json_kv_bool(stdout, &first, "shown", v->winner);
 		json_kv_int(stdout, &first, "values", v->nvalues);
 		json_kv_str(stdout, &first, "author", v->author);
@@ -284,11 +290,12 @@ static int print_value(const samen_value_info *v, void *payload)
 		if (strcmp(key, x->last_key) != 0 && v->nvalues > 1)
 			printf("%.8s %s  %s: %d concurrent values\n", v->entity, v->title, v->field, v->nvalues);
 		snprintf(x->last_key, sizeof(x->last_key), "%s", key);
+		const char *shown = v->label && v->label[0] ? v->label : v->value;
 		if (v->nvalues > 1)
-			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", v->value, v->author, when,
+			printf("  %s %-40s  %s, %s, change %.12s\n", v->winner ? "*" : " ", shown, v->author, when,
 			       v->change);
 		else
-			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, v->value, v->author, when, v->change);
+			printf("%-12s %-40s  %s, %s, change %.12s\n", v->field, shown, v->author, when, v->change);
 	}
 	x->count++;
 	return 0;
@@ -518,11 +525,48 @@ static int cmd_vv(cli *c)
 	return 0;
 }
 
+typedef struct {
+	const cli *c;
+	int count;
+} warn_ctx;
+
+static int print_warning(const samen_warning *w, void *payload)
+{
+	warn_ctx *x = payload;
+	if (x->c->json) {
+		int first = 1;
+		printf("%s{", x->count ? "," : "");
+		json_kv_str(stdout, &first, "code", w->code);
+		json_kv_str(stdout, &first, "type", w->type);
+		json_kv_str(stdout, &first, "id", w->entity);
+		json_kv_str(stdout, &first, "label", w->label);
+		json_kv_str(stdout, &first, "detail", w->detail);
+		json_kv_str(stdout, &first, "message", w->message);
+		printf("}");
+	} else {
+		if (x->count == 0)
+			printf("warnings:\n");
+		printf("  ! %s (%s %.8s)\n", w->message, w->type ? w->type : "plan", w->entity ? w->entity : "");
+	}
+	x->count++;
+	return 0;
+}
+
+/* SAMEN_TODAY=YYYY-MM-DD replaces today's date in the rules (for tests and
+ * for looking at a plan as it stood on a day). */
+static const char *today_override(void)
+{
+	const char *t = getenv("SAMEN_TODAY");
+	return t && *t ? t : NULL;
+}
+
 static int cmd_status(cli *c)
 {
 	samen_store *s = NULL;
 	samen_plan *p = NULL;
 	samen_status st;
+	warn_ctx wc = {c, 0};
+	int rc = 0;
 	char when[32] = "";
 	if (no_more_opts(c))
 		return EXIT_USAGE;
@@ -554,7 +598,9 @@ static int cmd_status(cli *c)
 		json_kv_str(stdout, &first, "last_change", st.last_change[0] ? st.last_change : NULL);
 		json_kv_str(stdout, &first, "last_author", st.last_change[0] ? st.last_author : NULL);
 		json_kv_int(stdout, &first, "last_time", st.last_time);
-		printf("}\n");
+		printf(",\"warnings\":[");
+		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
+		printf("]}\n");
 	} else {
 		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
 		printf("this device (%.16s) %s\n", samen_store_device_key(s),
@@ -570,10 +616,13 @@ static int cmd_status(cli *c)
 		if (st.evidence)
 			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
 			       (long long)st.evidence);
+		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
+		if (rc == 0 && wc.count == 0)
+			printf("no warnings: the plan meets the method's checklists\n");
 	}
 	samen_plan_free(p);
 	samen_store_free(s);
-	return 0;
+	return rc < 0 ? fail(c, "status") : 0;
 }
 
 static int cmd_gc(cli *c)
@@ -669,7 +718,8 @@ static const struct {
 	const char *name;
 	int (*run)(cli *c);
 } commands[] = {
-	{"init", cmd_init},   {"id", cmd_id},           {"plan", cmd_plan}, {"fields", cmd_fields},
+	{"init", cmd_init},   {"id", cmd_id},           {"plan", cmd_plan}, {"fields", cmd_fields}, {"network", cmd_network}, {"timeline", cmd_timeline},
+	{"scores", cmd_scores},
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"device", cmd_device}, {"access", cmd_access}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},

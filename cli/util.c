@@ -105,3 +105,20 @@ int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, 
 	}
 	return 0;
 }
+
+int with_plan(cli *c, const char *cmd, int json_list, plan_fn fn, void *ctx)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	int rc;
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, cmd);
+	if (json_list && c->json)
+		printf("[");
+	rc = fn(c, p, ctx);
+	if (json_list && c->json)
+		printf("]\n");
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc < 0 ? fail(c, cmd) : rc;
+}

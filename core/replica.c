@@ -3294,16 +3294,22 @@ int replica_find_entity(replica *r, uint32_t type, const char *what, replica_ent
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < len && hex; i++)
 		hex = (what[i] >= '0' && what[i] <= '9') || (what[i] >= 'a' && what[i] <= 'f');
-	/* first by uid prefix, then by exact title */
-	for (int pass = 0; pass < 2 && !found; pass++) {
-		const char *sql = pass == 0
-			/* GLOB is case-sensitive, so a prefix uses the uid index */
-			? "SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
-			  " JOIN devs d ON d.devno = e.devno WHERE e.uid GLOB ? AND (?2 = 0 OR e.type = ?2)"
-			  " ORDER BY e.deleted IS NOT NULL LIMIT 3"
-			: "SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
-			  " JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
-			  " WHERE f.sqlval = ? AND (?2 = 0 OR e.type = ?2) AND e.deleted IS NULL LIMIT 3";
+	/* first by uid prefix, then by exact label, then by the label of what
+	 * the label field refers to (a tie or a VIP is named by its person) */
+	static const char *const sqls[3] = {
+		/* GLOB is case-sensitive, so a prefix uses the uid index */
+		"SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
+		" JOIN devs d ON d.devno = e.devno WHERE e.uid GLOB ? AND (?2 = 0 OR e.type = ?2)"
+		" ORDER BY e.deleted IS NOT NULL LIMIT 3",
+		"SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
+		" JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
+		" WHERE f.sqlval = ? AND (?2 = 0 OR e.type = ?2) AND e.deleted IS NULL LIMIT 3",
+		"SELECT e.rowid, e.type, d.key, e.n, e.uid, e.deleted IS NOT NULL FROM entities e"
+		" JOIN devs d ON d.devno = e.devno JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win"
+		" JOIN entities t ON t.uid = f.sqlval JOIN fields tf ON tf.entity = t.rowid AND tf.field = 1 AND tf.win"
+		" WHERE tf.sqlval = ? AND (?2 = 0 OR e.type = ?2) AND e.deleted IS NULL AND t.deleted IS NULL LIMIT 3"};
+	for (int pass = 0; pass < 3 && !found; pass++) {
+		const char *sql = sqls[pass];
 		if (pass == 0 && !hex)
 			continue;
 		if (sqlite3_prepare_v2(r->db, sql, -1, &s, NULL) != SQLITE_OK)

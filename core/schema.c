@@ -110,10 +110,11 @@ static const field_def pdsa_fields[] = {
 	STR(1, "title", "titel", 200, 1),
 	REF(2, "goal", "doel", SAMEN_TYPE_GOAL, 0),
 	REF(3, "action", "actie", SAMEN_TYPE_ACTION, 0),
-	TEXT(4, "plan", "plan", 4000, 0),
-	TEXT(5, "do", "uitvoeren", 4000, 0),
-	TEXT(6, "study", "bestuderen", 4000, 0),
-	TEXT(7, "act", "bijsturen", 4000, 0),
+	/* Plan, Do, Study, Act; not "plan", which is the command line's --plan */
+	TEXT(4, "planned", "plannen", 4000, 0),
+	TEXT(5, "done", "uitvoeren", 4000, 0),
+	TEXT(6, "studied", "bestuderen", 4000, 0),
+	TEXT(7, "acted", "bijsturen", 4000, 0),
 	DATE(8, "start", "start", 0),
 	DATE(9, "end", "einde", 0),
 };
@@ -486,9 +487,10 @@ int schema_parse_value(const field_def *f, const char *text, uint8_t **out, size
 		return value_encode_str(out, len, text, n);
 	case FIELD_SET:
 		return parse_set(f, text, out, len);
+	case FIELD_TIES:
+		return samen_error_set(SAMEN_EINVAL, "%s cannot be typed in: samen network snapshot records them", f->name);
 	case FIELD_REF:
 	case FIELD_REFS:
-	case FIELD_TIES:
 		break;
 	}
 	return samen_error_set(SAMEN_EINVAL, "%s: a reference is resolved by the caller", f->name);

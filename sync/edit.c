@@ -145,22 +145,31 @@ static int set_refs(samen_edit *e, uint32_t etype, uint32_t dev, uint64_t n, con
 	return change_builder_set_refs(e->b, etype, dev, n, f->id, devs, ns, count);
 }
 
-int samen_edit_set_in(samen_edit *e, const char *type, const char *entity, const char *field, const char *value)
+/* resolve() for an entity named by a person, of type (a name) or any type
+ * when type is NULL. */
+static int resolve_named(samen_edit *e, const char *type, const char *entity, uint32_t *dev, uint64_t *n,
+                         uint32_t *etype)
 {
-	uint32_t dev, etype, want = 0;
-	uint64_t n;
-	const field_def *f;
-	uint8_t *v = NULL;
-	size_t vlen;
-	int rc;
-
+	uint32_t want = 0;
 	if (type) {
 		const type_def *t = schema_type_by_name(type);
 		if (!t)
 			return samen_error_set(SAMEN_EINVAL, "unknown entity type '%s'", type);
 		want = t->id;
 	}
-	if ((rc = resolve(e, want, entity, &dev, &n, &etype)) < 0)
+	return resolve(e, want, entity, dev, n, etype);
+}
+
+int samen_edit_set_in(samen_edit *e, const char *type, const char *entity, const char *field, const char *value)
+{
+	uint32_t dev, etype;
+	uint64_t n;
+	const field_def *f;
+	uint8_t *v = NULL;
+	size_t vlen;
+	int rc;
+
+	if ((rc = resolve_named(e, type, entity, &dev, &n, &etype)) < 0)
 		return rc;
 	if (!(f = schema_field_by_name(schema_type(etype), field))) {
 		const type_def *td = schema_type(etype);
@@ -197,18 +206,30 @@ int samen_edit_set(samen_edit *e, const char *entity, const char *field, const c
 
 int samen_edit_delete_in(samen_edit *e, const char *type, const char *entity)
 {
-	uint32_t dev, etype, want = 0;
+	uint32_t dev, etype;
 	uint64_t n;
 	int rc;
-	if (type) {
-		const type_def *t = schema_type_by_name(type);
-		if (!t)
-			return samen_error_set(SAMEN_EINVAL, "unknown entity type '%s'", type);
-		want = t->id;
-	}
-	if ((rc = resolve(e, want, entity, &dev, &n, &etype)) < 0)
+	if ((rc = resolve_named(e, type, entity, &dev, &n, &etype)) < 0)
 		return rc;
 	return change_builder_delete(e->b, etype, dev, n);
+}
+
+int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,
+                   size_t len)
+{
+	const type_def *t = schema_type_by_name(type);
+	const field_def *f = t ? schema_field_by_name(t, field) : NULL;
+	uint32_t dev, etype;
+	uint64_t n;
+	char why[256];
+	int rc;
+	if (!f || f->kind == FIELD_REF || f->kind == FIELD_REFS)
+		return samen_error_set(SAMEN_EINVAL, "internal: no value field %s.%s", type, field);
+	if (schema_check_value(f, v, len, 0, why, sizeof(why)) != 0)
+		return samen_error_set(SAMEN_EINVAL, "%s", why);
+	if ((rc = resolve(e, t->id, entity, &dev, &n, &etype)) < 0)
+		return rc;
+	return change_builder_set(e->b, etype, dev, n, f->id, v, len);
 }
 
 int samen_edit_delete(samen_edit *e, const char *entity)

@@ -69,6 +69,10 @@ bool plan_device_may_sync(samen_plan *plan, const uint8_t key[32]);
 /* Record in the local sync log that device key synced with us at when
  * (seconds); samen access shows it. Not part of the plan's state. */
 int plan_note_sync(samen_plan *plan, const uint8_t key[32], int64_t when);
+/* Set a field of entity (of type) to an encoded value, checked against the
+ * schema (not for references). */
+int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,
+                   size_t len);
 
 /* The one-line summary of a change in lang ("nl" or "en"). */
 char *change_summary(const samen_change *c, const char *lang);

@@ -188,6 +188,10 @@ cleanup:
 	return rc;
 }
 
+#define LABEL_SQL                                                                              \
+	"SELECT e.type, f.value FROM entities e JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win" \
+	" WHERE e.uid = ? LIMIT 1"
+
 /* The label of the entity with uid: its field 1, or when that is itself a
  * reference (a VIP names a person), that entity's label. "" when unknown. */
 static void ref_label(sqlite3_stmt *st, const char *uid, char *out, size_t cap)
@@ -238,9 +242,7 @@ static char *ref_labels(sqlite3_stmt *st, const char *uids)
 static int label_refs(samen_plan *p, const type_def *td, row *rows, size_t n)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT e.type, f.value FROM entities e JOIN fields f ON"
-	                       " f.entity = e.rowid AND f.field = 1 AND f.win WHERE e.uid = ? LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(replica_db(p->rep), LABEL_SQL, -1, &st, NULL) != SQLITE_OK)
 		return db_fail(p, "labels");
 	for (size_t k = 0; k < n; k++)
 		for (uint32_t i = 0; i < td->nfields && i < MAX_FIELDS; i++)
@@ -262,7 +264,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 	size_t cap = 0;
 	const field_def *fparent = schema_field_by_name(td, "parent");
 	const field_def *frank = schema_field_by_name(td, "rank");
+	/* what orders siblings after rank: a goal's priority; an action's tier
+	 * (the method's order: client, then network, then professional) */
 	const field_def *fprio = schema_field_by_name(td, "priority");
+	const field_def *ftier = schema_field_by_name(td, "tier");
 	char text[VALUE_TEXT];
 	hmap byuid;       /* uid (16 hex digits) -> rowid */
 
@@ -334,6 +339,10 @@ static int list_entities(samen_plan *p, const type_def *td, int64_t only, samen_
 			snprintf(r->rank, sizeof(r->rank), "%.39s", text);
 		} else if (f == fprio && text[0]) {
 			r->priority = atoll(text);
+		} else if (f == ftier && text[0]) {
+			for (uint32_t k = 0; k < f->nlabels; k++)
+				if (strcmp(text, f->labels[k]) == 0)
+					r->priority = k + 1;
 		}
 	}
 	sqlite3_finalize(s);
@@ -478,7 +487,7 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 	sqlite3 *db = replica_db(p->rep);
 	sqlite3_stmt *s = NULL;
 	int rc = 0;
-	char text[VALUE_TEXT], dev[65], chid[65];
+	char text[VALUE_TEXT], dev[65], chid[65], *label = NULL;
 	const char *sql =
 		"SELECT e.uid, e.type, f.field, f.value, f.win, n.cnt, c.name, d.key, c.time, c.id,"
 		" (SELECT t.sqlval FROM fields t WHERE t.entity = e.rowid AND t.field = 1 AND t.win)"
@@ -488,8 +497,12 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 		"   ON n.entity = f.entity AND n.field = f.field"
 		" WHERE e.deleted IS NULL AND (?1 = 0 AND n.cnt > 1 OR e.rowid = ?1)"
 		" ORDER BY e.uid, f.field, f.win DESC, c.lamport DESC, d.key DESC";
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+	sqlite3_stmt *lab = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, LABEL_SQL, -1, &lab, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
 		return db_fail(p, "values");
+	}
 	sqlite3_bind_int64(s, 1, only);
 	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
 		const type_def *td = schema_type((uint32_t)sqlite3_column_int64(s, 1));
@@ -512,9 +525,18 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 		v.device = dev;
 		v.time = sqlite3_column_int64(s, 8);
 		v.change = chid;
+		if ((f->kind == FIELD_REF || f->kind == FIELD_REFS) && text[0] &&
+		    !(label = ref_labels(lab, text))) {
+			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+			break;
+		}
+		v.label = label;
 		rc = cb(&v, payload);
+		free(label);
+		label = NULL;
 	}
 	sqlite3_finalize(s);
+	sqlite3_finalize(lab);
 	return rc;
 }
 

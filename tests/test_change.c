@@ -1279,8 +1279,8 @@ static void test_a_flipped_bit_never_enters_the_history(void **state)
 
 /* A member's own change whose values do not fit the schema is kept in the
  * history, marked rejected with the reason, and changes nothing. */
-static void sign_and_ingest_member_set(samen_plan *p, samen_store *st, uint32_t field, const uint8_t *v,
-                                       size_t vlen, uint64_t n)
+static void sign_and_ingest_set(samen_plan *p, samen_store *st, uint32_t type, uint32_t field, const uint8_t *v,
+                                size_t vlen, uint64_t n)
 {
 	replica_edit_base base;
 	change_builder *cb;
@@ -1291,7 +1291,7 @@ static void sign_and_ingest_member_set(samen_plan *p, samen_store *st, uint32_t 
 
 	assert_int_equal(replica_get_edit_base(p->rep, st->pk, &base), 0);
 	assert_int_equal(change_builder_new(&cb), 0);
-	assert_int_equal(change_builder_set(cb, 1, 0, n, field, v, vlen), 0);
+	assert_int_equal(change_builder_set(cb, type, 0, n, field, v, vlen), 0);
 	memset(&h, 0, sizeof(h));
 	h.plan = p->id;
 	h.author = st->pk;
@@ -1311,6 +1311,12 @@ static void sign_and_ingest_member_set(samen_plan *p, samen_store *st, uint32_t 
 	assert_int_equal(plan_ingest(p, &b), 0);
 	assert_int_equal(b.nready, 1);
 	ingest_free(&b);
+}
+
+static void sign_and_ingest_member_set(samen_plan *p, samen_store *st, uint32_t field, const uint8_t *v,
+                                       size_t vlen, uint64_t n)
+{
+	sign_and_ingest_set(p, st, SAMEN_TYPE_GOAL, field, v, vlen, n);
 }
 
 static void last_verdict(samen_plan *p, int *verdict, char *reason, size_t cap)
@@ -1370,6 +1376,61 @@ static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 		assert_int_equal(res.rejected, (int64_t)(sizeof(cases) / sizeof(cases[0])));
 	}
 	assert_string_not_equal(hash, hash2); /* the verdicts are part of the state */
+	samen_plan_free(p);
+	samen_store_free(st);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* The other modules' field kinds are checked the same way: a set beyond
+ * its labels, a number out of range, a list naming one entity twice or an
+ * entity of the wrong type, a label cleared. */
+static void test_values_of_every_kind_are_checked(void **state)
+{
+	char *dir = tu_mkdtemp("change"), uid[17], reason[512], person[17], tie[17], group[17];
+	samen_store *st;
+	samen_plan *p;
+	samen_edit *e;
+	int verdict;
+	/* entity counters of the creator: areas 0-9, the goal 10, then these */
+	enum { GOAL = 10, PERSON = 11, TIE = 12, GROUP = 13 };
+	static const struct {
+		uint32_t type, field;
+		uint8_t value[12];
+		size_t len;
+		uint64_t n;
+		const char *reason;
+	} cases[] = {
+		{SAMEN_TYPE_TIE, 3, {0x04}, 1, TIE, "ring must be a whole number from 1 to 3"},
+		{SAMEN_TYPE_TIE, 6, {0x10}, 1, TIE, "support must be a set of the 4 choices"},
+		{SAMEN_TYPE_TIE, 2, {0xa1, 'x'}, 2, TIE, "sector must be one of 6 choices"},
+		{SAMEN_TYPE_TIE, 1, {0x92, 0x00, GOAL}, 3, TIE, "person must refer to a person"},
+		{SAMEN_TYPE_GROUP, 2, {0x92, 0x92, 0x00, PERSON, 0x92, 0x00, PERSON}, 7, GROUP, "names one entity twice"},
+		{SAMEN_TYPE_GROUP, 2, {0x91, 0x92, 0x00, GOAL}, 4, GROUP, "members must refer to a person"},
+		{SAMEN_TYPE_GROUP, 2, {0x91, 0x00}, 2, GROUP, "entry 0 must be a reference"},
+		{SAMEN_TYPE_GROUP, 4, {0xcd, 0x01, 0x6e}, 3, GROUP, "rhythm must be a whole number from 1 to 365"},
+		{SAMEN_TYPE_AREA, 1, {0xc0}, 1, 0, "name cannot be cleared"},
+		{SAMEN_TYPE_PERSON, 2, {0xa2, 0x1b, '['}, 3, PERSON, "single line without control characters"},
+	};
+	(void)state;
+
+	plan_with_one_goal(dir, &st, &p, uid);
+	assert_int_equal(samen_edit_begin(&e, p), 0);
+	assert_int_equal(samen_edit_create(e, "person", person), 0);
+	assert_int_equal(samen_edit_set_in(e, "person", person, "name", "Kees"), 0);
+	assert_int_equal(samen_edit_create(e, "tie", tie), 0);
+	assert_int_equal(samen_edit_set_in(e, "tie", tie, "person", person), 0);
+	assert_int_equal(samen_edit_create(e, "group", group), 0);
+	assert_int_equal(samen_edit_set_in(e, "group", group, "name", "Steungroep"), 0);
+	assert_int_equal(samen_edit_commit(e, NULL), 0);
+	samen_edit_free(e);
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		sign_and_ingest_set(p, st, cases[k].type, cases[k].field, cases[k].value, cases[k].len, cases[k].n);
+		last_verdict(p, &verdict, reason, sizeof(reason));
+		if (verdict != 0 || !strstr(reason, cases[k].reason))
+			fail_msg("case %zu: verdict %d, reason '%s' (expected it to mention '%s')", k, verdict, reason,
+			         cases[k].reason);
+	}
 	samen_plan_free(p);
 	samen_store_free(st);
 	tu_rmtree(dir);
@@ -1474,6 +1535,7 @@ int main(void)
 		cmocka_unit_test(test_change_for_another_plan_is_rejected_naming_both_plans),
 		cmocka_unit_test(test_a_flipped_bit_never_enters_the_history),
 		cmocka_unit_test(test_value_of_the_wrong_type_marks_the_change_rejected),
+		cmocka_unit_test(test_values_of_every_kind_are_checked),
 		cmocka_unit_test(test_a_flood_of_rejected_changes_does_not_block_members),
 	};
 	if (sodium_init() < 0)

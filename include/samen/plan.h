@@ -134,6 +134,7 @@ typedef struct {
 	const char *device;
 	int64_t time;
 	const char *change;      /* 64 hex */
+	const char *label;       /* a reference: the label of what it names, else NULL */
 } samen_value_info;
 typedef int (*samen_value_cb)(const samen_value_info *v, void *payload);
 /* Per field of one entity: every live value with who, when, which change. */
@@ -154,6 +155,64 @@ typedef struct {
 } samen_member_info;
 typedef int (*samen_member_cb)(const samen_member_info *m, void *payload);
 SAMEN_EXTERN int samen_member_list(samen_plan *plan, samen_member_cb cb, void *payload);
+
+/* --- timeline: who changed what, and when ---------------------------------- */
+
+typedef struct {
+	const char *change;      /* change id, 64 hex */
+	const char *author;      /* name in the change */
+	const char *device;      /* 64 hex */
+	int64_t time;            /* wall time of the change (display only) */
+	int accepted;
+	const char *reason;      /* why the change was rejected, or NULL */
+	const char *what;        /* "created", "set" or "deleted" */
+	const char *type;        /* entity type ("goal") */
+	const char *entity;      /* uid */
+	const char *label;       /* the entity's label now ("" if none) */
+	const char *field;       /* "set": the field ("status"), else NULL */
+	const char *value;       /* "set": the value as text ("" = cleared); references show labels */
+} samen_timeline_entry;
+typedef int (*samen_timeline_cb)(const samen_timeline_entry *e, void *payload);
+/* Every op of every change, oldest first (causal order: Lamport clock,
+ * then change id), as one entry each; entity (uid prefix or label) limits
+ * it to one entity; type (NULL: any) says what entity names. */
+SAMEN_EXTERN int samen_timeline(samen_plan *plan, const char *type, const char *entity, samen_timeline_cb cb,
+                                void *payload);
+
+/* --- the network map over time ---------------------------------------------- */
+
+/* Freeze the network map (every tie with its person) as a snapshot entity
+ * dated date ("YYYY-MM-DD"; NULL: today), with an optional note. */
+SAMEN_EXTERN int samen_network_snapshot(samen_plan *plan, const char *date, const char *note, char uid_out[17],
+                                        char change_out[65]);
+
+typedef struct {
+	const char *what;        /* "came", "left" or "changed" */
+	const char *person;      /* person uid */
+	const char *name;        /* person's name */
+	const char *field;       /* "changed": which tie field ("ring") */
+	const char *before, *after; /* "changed": the values ("" when unset) */
+} samen_network_change;
+typedef int (*samen_network_cb)(const samen_network_change *c, void *payload);
+/* Compare two maps: from and to name snapshots (by date or id); to NULL is
+ * the map as it is now. People are matched by their person entity. */
+SAMEN_EXTERN int samen_network_diff(samen_plan *plan, const char *from, const char *to, samen_network_cb cb,
+                                    void *payload);
+
+/* --- evaluations: the client's own scores over time ------------------------- */
+
+typedef struct {
+	const char *area;        /* area uid */
+	const char *area_name;
+	const char *evaluation;  /* evaluation uid, or "" when the score names none */
+	const char *date;        /* the evaluation's date, or "" */
+	int score;               /* 1..10, 0 when unset */
+	const char *note;
+} samen_score_entry;
+typedef int (*samen_score_cb)(const samen_score_entry *e, void *payload);
+/* Scores per life area (in the areas' order), oldest evaluation first.
+ * area (uid prefix or name) limits it to one area; NULL gives all. */
+SAMEN_EXTERN int samen_score_history(samen_plan *plan, const char *area, samen_score_cb cb, void *payload);
 
 /* --- the method's rules and checklists ------------------------------------- */
 
