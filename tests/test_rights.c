@@ -646,6 +646,55 @@ static void collect(node *n, raw **pool, size_t *npool, size_t *cap)
 	sqlite3_finalize(s);
 }
 
+/* The rule itself, checked against the final replica without the code that
+ * enforces it: for every revocation or unlink that took effect, every change
+ * by the target's devices that it had not seen is rejected; and no accepted
+ * change comes from a device that no grant or link ever named. */
+static int check_revocations(node *n)
+{
+	rights_log L;
+	sqlite3_stmt *q = NULL;
+	int checked = 0;
+	OK(replica_rights_load(n->plan->rep, &L));
+	assert_int_equal(sqlite3_prepare_v2(replica_db(n->plan->rep),
+	                                    "SELECT c.devno, c.seq, c.verdict, d.key FROM changes c"
+	                                    " JOIN devs d ON d.devno = c.devno", -1, &q, NULL), SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		uint32_t devno = (uint32_t)sqlite3_column_int64(q, 0);
+		uint64_t seq = (uint64_t)sqlite3_column_int64(q, 1);
+		int v = sqlite3_column_int(q, 2);
+		const uint8_t *key = sqlite3_column_blob(q, 3);
+		bool named = L.has_genesis && memcmp(key, L.creator, 32) == 0;
+		for (size_t i = 0; i < L.n; i++) {
+			const right_op *o = &L.ops[i];
+			bool targets = false;
+			if (o->kind == SAMEN_OP_MEMBER_ADD && memcmp(o->key, key, 32) == 0)
+				named = true;
+			if (o->kind == SAMEN_OP_LINK && memcmp(o->key2, key, 32) == 0)
+				named = true;
+			if (!o->effective)
+				continue;
+			if (o->kind == SAMEN_OP_UNLINK)
+				targets = memcmp(o->key, key, 32) == 0;
+			if (o->kind == SAMEN_OP_REVOKE)
+				for (size_t k = 0; k < L.n && !targets; k++)
+					targets = (L.ops[k].kind == SAMEN_OP_MEMBER_ADD && memcmp(L.ops[k].key, o->key, 32) == 0 &&
+					           memcmp(L.ops[k].key, key, 32) == 0) ||
+					          (L.ops[k].kind == SAMEN_OP_LINK && memcmp(L.ops[k].key, o->key, 32) == 0 &&
+					           memcmp(L.ops[k].key2, key, 32) == 0);
+			if (targets && !(devno <= o->vvlen && o->vv[devno - 1] >= seq)) {
+				assert_int_equal(v, 0);
+				checked++;
+			}
+		}
+		if (v == 1)
+			assert_true(named);
+	}
+	sqlite3_finalize(q);
+	rights_free(&L);
+	return checked;
+}
+
 static void run_rights_seed(uint64_t seed)
 {
 	node d[RD], spare[RD], obs;
@@ -702,6 +751,7 @@ static void run_rights_seed(uint64_t seed)
 			hash_of(&d[i], h);
 			assert_string_equal(h, h0);
 		}
+		printf("  %d changes rejected by the revocation rule, checked\n", check_revocations(&d[0]));
 	}
 	/* fresh replicas fed in random orders, one change at a time */
 	for (int o = 0; o < 3; o++) {
@@ -718,6 +768,7 @@ static void run_rights_seed(uint64_t seed)
 		OK(plan_open_dir(&obs.plan, obs.store, d[0].plan->id, true));
 		for (size_t k = 0; k < npool; k++)
 			deliver(obs.plan, &pool[idx[k]]);
+		check_revocations(&obs);
 		hash_of(&obs, h);
 		if (strcmp(h, h0) != 0)
 			fail_msg("seed %llu: observer %d disagrees", (unsigned long long)seed, o);
