@@ -7,7 +7,9 @@
  *   changes   every applied change: id, author, seq, lamport, verdict, vv,
  *             the bytes and signature (so queries need not touch git)
  *   heads     changes that no other change builds on
- *   members   device keys added by accepted MEMBER_ADD ops
+ *   rights    the accepted rights ops (grants, revocations, scopes, links,
+ *             unlinks, approvals); who may do what is docs/rights.md
+ *   arealog   every accepted assignment placing an entity in a life area
  *   entities  (creator devno, n) -> type, uid, deleted
  *   fields    the live values of every register; win = 1 marks the value
  *             every replica shows
@@ -24,6 +26,12 @@
  * Causality is answered in O(1) by version vectors: vv(C)[d] is the highest
  * seq of device d in C's causal past (C included), so X is in C's past iff
  * vv(C)[dev(X)] >= seq(X).
+ *
+ * Verdicts: a change is judged from its causal past (validate_change), except
+ * that an accepted revocation or unlink rejects its target's changes that it
+ * had not seen. When such a revocation arrives after changes it rejects were
+ * accepted, every verdict is decided again by replay_all(), in (Lamport, id)
+ * order; without one, applying stays incremental (docs/rights.md).
  */
 #include "core/replica.h"
 #include "core/mpread.h"
