@@ -407,6 +407,7 @@ static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int i
 			json_kv_int(stdout, &first, "pending", (long long)st->pending);
 			json_kv_int(stdout, &first, "invalid", (long long)st->invalid);
 			json_kv_int(stdout, &first, "rejected", (long long)st->rejected);
+			json_kv_int(stdout, &first, "rejudged", (long long)st->rejudged);
 			json_kv_bool(stdout, &first, "cloned", st->cloned);
 		}
 		printf("}\n");
@@ -416,6 +417,9 @@ static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int i
 		       (unsigned long long)st->applied, st->plan, st->cloned ? " (new in this store)" : "",
 		       (unsigned long long)st->duplicates, (unsigned long long)st->pending,
 		       (unsigned long long)st->rejected, (unsigned long long)st->invalid);
+		if (st->rejudged)
+			printf("A revocation or unlink that arrived late changed the verdict of %llu earlier change(s)"
+			       " (see samen log)\n", (unsigned long long)st->rejudged);
 	} else {
 		printf("Wrote %llu change(s) of plan %s (%llu bytes)\n", (unsigned long long)st->changes, st->plan,
 		       (unsigned long long)st->bytes);

@@ -2895,6 +2895,26 @@ static int ban_rejected_pins(applyctx *a)
 	return 0;
 }
 
+/* How many verdicts a replay changed: the old ones wait in a temporary
+ * table (local to this connection, gone at the end). */
+static int count_rejudged(applyctx *a, bool before, size_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	if (before)
+		return sqlite3_exec(a->w.r->db, "DROP TABLE IF EXISTS temp.replay_old;"
+		                    "CREATE TEMP TABLE replay_old(rowid INTEGER PRIMARY KEY, verdict INTEGER);"
+		                    "INSERT INTO replay_old SELECT rowid, verdict FROM changes;", NULL, NULL, NULL) == SQLITE_OK
+		       ? 0 : db_error(a->w.r, "replaying");
+	if (sqlite3_prepare_v2(a->w.r->db, "SELECT count(*) FROM changes c JOIN temp.replay_old o ON o.rowid = c.rowid"
+	                       " WHERE o.verdict <> c.verdict", -1, &s, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "replaying");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*out += (size_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_exec(a->w.r->db, "DROP TABLE IF EXISTS temp.replay_old", NULL, NULL, NULL);
+	return 0;
+}
+
 static int replay_all(applyctx *a, uint8_t plan[16])
 {
 	int rc = 0;
@@ -2972,7 +2992,8 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 			goto fail;
 	if ((rc = flush_regs(&a)) < 0)
 		goto fail;
-	if (a.need_replay && (rc = replay_all(&a, plan)) < 0)
+	if (a.need_replay && ((rc = count_rejudged(&a, true, NULL)) < 0 || (rc = replay_all(&a, plan)) < 0 ||
+	                      (rc = count_rejudged(&a, false, &b->nrejudged)) < 0))
 		goto fail;
 	{
 		sqlite3_stmt *q = NULL;

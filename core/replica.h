@@ -61,6 +61,7 @@ typedef struct {
 	size_t nready;
 	size_t npending, ndup, nbad;
 	size_t ndropped;          /* pending, but not kept: the waiting room was full */
+	size_t nrejudged;         /* changes applied before whose verdict a late revocation changed */
 	hmap byid;                /* change id -> index into items */
 	bool pinned;              /* a verifier reads items: they must not move */
 } ingest_batch;
