@@ -56,7 +56,12 @@ fails_with 1 "may not add members" -- samen --store "$R" member add X --device "
 step "the father is revoked while he edits offline: his edit is rejected everywhere"
 ok samen --store "$V" goal set "Vaker bij papa" status bezig
 ok samen --store "$M" member revoke Vader
-sync_to "$V" "$M"
+ok samen --store "$V" bundle create "$B/v.bundle"
+ok samen --store "$M" bundle import "$B/v.bundle"
+expect_match "$OUT" "1 rejected by the rules" "the late edit arrives after the revocation: rejected at once"
+ok samen --store "$M" bundle create "$B/m.bundle"
+ok samen --store "$V" bundle import "$B/m.bundle"
+expect_match "$OUT" "changed the verdict of 1 earlier change" "the revocation arrives after the edit: the father's device re-judges it"
 ok samen --store "$M" log -n 3
 expect_match "$OUT" "REJECTED: device ${KEY_V:0:16} \(Vader, network\): the member was revoked by change" "late edit rejected"
 ok samen --store "$M" goal show "Vaker bij papa"
