@@ -5,6 +5,8 @@
  * Every command takes --json for scripts, --store DIR and --plan ID|NAME.
  */
 #include "cli/cli.h"
+#include "cli/i18n.h"
+#include "cli/show.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@ const char usage_text[] =
 	"  access                          who holds the plan: members, rights, devices, last syncs\n"
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
 	"  vv                              this plan's version vector (for --since)\n"
+	"  show                            the whole plan as one document (--json: structured)\n"
 	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
 	"  rebuild                         recreate the replica from the history\n"
@@ -548,9 +551,11 @@ static int print_warning(const samen_warning *w, void *payload)
 		json_kv_str(stdout, &first, "message", w->message);
 		printf("}");
 	} else {
+		char text[1024];
 		if (x->count == 0)
-			printf("warnings:\n");
-		printf("  ! %s (%s %.8s)\n", w->message, w->type ? w->type : "plan", w->entity ? w->entity : "");
+			printf("%s\n", _("warnings:"));
+		printf("  ! %s (%s %.8s)\n", warning_text(w, text, sizeof(text)), w->type ? type_text(w->type) : _("plan"),
+		       w->entity ? w->entity : "");
 	}
 	x->count++;
 	return 0;
@@ -606,23 +611,24 @@ static int cmd_status(cli *c)
 		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
 		printf("]}\n");
 	} else {
-		printf("plan %s for %s\n", samen_plan_id(p), samen_plan_client(p));
-		printf("this device (%.16s) %s\n", samen_store_device_key(s),
-		       st.member ? "is a member" : "is NOT a member: it can read, its edits are rejected"
-		                                   " (ask a member: samen member add NAME --device KEY)");
-		printf("%lld goals, %lld changes (%lld rejected), %lld conflicts\n", (long long)st.goals,
+		printf(_("plan %s for %s\n"), samen_plan_id(p), samen_plan_client(p));
+		printf(st.member ? _("this device (%.16s) is a member\n")
+		                 : _("this device (%.16s) is NOT a member: it can read, its edits are rejected"
+		                     " (ask a member: samen member add NAME --device KEY)\n"),
+		       samen_store_device_key(s));
+		printf(_("%lld goals, %lld changes (%lld rejected), %lld conflicts\n"), (long long)st.goals,
 		       (long long)st.changes, (long long)st.rejected, (long long)st.conflicts);
 		if (st.last_change[0])
-			printf("last change %.16s by %s, %s\n", st.last_change, st.last_author, when);
+			printf(_("last change %.16s by %s, %s\n"), st.last_change, st.last_author, when);
 		if (st.pending)
-			printf("%lld received changes wait for %lld changes not received yet\n", (long long)st.pending,
+			printf(_("%lld received changes wait for %lld changes not received yet\n"), (long long)st.pending,
 			       (long long)st.missing);
 		if (st.evidence)
-			printf("%lld times a device signed two different changes with one number (kept as evidence)\n",
+			printf(_("%lld times a device signed two different changes with one number (kept as evidence)\n"),
 			       (long long)st.evidence);
 		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
 		if (rc == 0 && wc.count == 0)
-			printf("no warnings: the plan meets the method's checklists\n");
+			printf("%s\n", _("no warnings: the plan meets the method's checklists"));
 	}
 	samen_plan_free(p);
 	samen_store_free(s);
@@ -727,6 +733,7 @@ static const struct {
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"device", cmd_device}, {"access", cmd_access}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
+	{"show", cmd_show},
 };
 
 int main(int argc, char **argv)
@@ -736,6 +743,7 @@ int main(int argc, char **argv)
 	int n = 0, rc;
 	const char *cmd;
 
+	i18n_init();
 	memset(&c, 0, sizeof(c));
 	if (!args)
 		return 1;

@@ -2,7 +2,7 @@
 # Install what Samen needs to build and test on Debian 12 (bookworm).
 # Installs only what is missing; uses sudo when not run as root.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config git python3 zlib1g-dev
+pkgs=(build-essential cmake pkg-config git python3 gettext zlib1g-dev
       libsqlite3-dev libgit2-dev libmsgpack-dev libuv1-dev libsodium-dev libcmocka-dev)
 missing=()
 for p in "${pkgs[@]}"; do
