@@ -2,7 +2,12 @@
  * w1.c - workload W1 (../shared/bench/W1.md): three offline devices, one big
  * merge into a fresh fourth replica. Prints one JSON line.
  *
- *   bench_w1 [--updates U] [--dir DIR] [--keep]
+ *   bench_w1 [--updates U] [--dir DIR] [--keep] [--remote]
+ *
+ * --remote adds a second JSON line: the same changes through a git remote
+ * (a bare repository on disk, reached by its path): devices 0-2 push, a
+ * fresh store clones it (time, pack bytes received), then one new change
+ * goes device 0 -> remote -> fresh store (bytes and time of push and pull).
  *
  * Everything is real: signed changes, each device's own history and replica,
  * bundles as the transport. The merge runs in a child process (this same
@@ -13,6 +18,7 @@
 #include "sync/internal.h"
 #include "core/schema.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -174,11 +180,111 @@ static double baseline(const char *dir, long rows)
 	return rows / t;
 }
 
+/* Bytes of the regular files under path (the relay's objects). */
+static uint64_t tree_bytes(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	uint64_t total = 0;
+	if (!d)
+		return file_size(path);
+	while ((de = readdir(d))) {
+		char child[4096];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+		total += tree_bytes(child);
+	}
+	closedir(d);
+	return total;
+}
+
+typedef struct {
+	double push_s, clone_s, incr_push_ms, incr_pull_ms;
+	uint64_t push_bytes, clone_bytes, incr_push_bytes, incr_pull_bytes;
+	char hash[65];
+	samen_store *fresh;
+} remote_numbers;
+
+/* --remote: W1 through a git remote (see the file comment). The fresh
+ * store stays open in r->fresh, so the final check can compare it. */
+static void remote_measure(const char *dir, long total, samen_plan *const dev[3], const char *uid0, remote_numbers *r)
+{
+	samen_remote_stats *rs = calloc(1, sizeof(*rs));
+	samen_plan *p = NULL;
+	git_repository *bare = NULL;
+	char url[4096 + 32], objects[4096 + 64], path[4096 + 32], val[200];
+	double t0;
+	uint64_t before;
+
+	if (!rs)
+		die("out of memory");
+	snprintf(url, sizeof(url), "%s/relay.git", dir);
+	if (git_repository_init(&bare, url, 1) < 0)
+		die("git init --bare");
+	git_repository_free(bare);
+	snprintf(objects, sizeof(objects), "%s/objects", url);
+	/* a path remote reports no bytes sent: the relay's growth is the pack */
+	before = tree_bytes(objects);
+	t0 = now();
+	for (int d = 0; d < 3; d++) {
+		if (samen_remote_add(dev[d], "relay", url) < 0 || samen_remote_pull(dev[d], "relay", rs) < 0 ||
+		    samen_remote_push(dev[d], "relay", rs) < 0 || rs->refused)
+			die("push to the relay");
+	}
+	r->push_s = now() - t0;
+	r->push_bytes = tree_bytes(objects) - before;
+
+	snprintf(path, sizeof(path), "%s/store-remote", dir);
+	r->fresh = store_at(path, "FreshRemote");
+	fprintf(stderr, "w1: cloning %ld updates from a git remote into a fresh replica\n", total);
+	t0 = now();
+	if (samen_plan_clone(&p, r->fresh, url, NULL, "relay", rs) < 0 || rs->refused)
+		die("clone from the relay");
+	r->clone_s = now() - t0;
+	r->clone_bytes = rs->received_bytes;
+
+	/* one more change on device 0, through the relay */
+	{
+		samen_edit *e = NULL;
+		rnd_value(1, val);
+		if (samen_edit_begin(&e, dev[0]) < 0 || samen_edit_set(e, uid0, "status", val) < 0 ||
+		    samen_edit_commit(e, NULL) < 0)
+			die("incremental edit");
+		samen_edit_free(e);
+	}
+	before = tree_bytes(objects);
+	t0 = now();
+	if (samen_remote_push(dev[0], "relay", rs) < 0 || rs->pushed != 1)
+		die("incremental push");
+	r->incr_push_ms = (now() - t0) * 1000;
+	r->incr_push_bytes = tree_bytes(objects) - before;
+	t0 = now();
+	if (samen_remote_pull(p, "relay", rs) < 0 || rs->applied != 1)
+		die("incremental pull");
+	r->incr_pull_ms = (now() - t0) * 1000;
+	r->incr_pull_bytes = rs->received_bytes;
+	samen_plan_free(p);
+	free(rs);
+}
+
+static void remote_print(long total, const remote_numbers *r, const char *expected_hash)
+{
+	printf("{\"workload\":\"W1-remote\",\"transport\":\"git, bare repository by path\",\"total_updates\":%ld,"
+	       "\"push_s\":%.3f,\"push_pack_bytes\":%" PRIu64 ",\"clone_s\":%.3f,\"clone_updates_per_s\":%.0f,"
+	       "\"clone_pack_bytes\":%" PRIu64 ",\"clone_bytes_per_update\":%.2f,\"incr_push_ms\":%.1f,"
+	       "\"incr_push_bytes\":%" PRIu64 ",\"incr_pull_ms\":%.1f,\"incr_pull_bytes\":%" PRIu64
+	       ",\"state_hashes_equal\":%s}\n",
+	       total, r->push_s, r->push_bytes, r->clone_s, total / r->clone_s, r->clone_bytes,
+	       (double)r->clone_bytes / total, r->incr_push_ms, r->incr_push_bytes, r->incr_pull_ms, r->incr_pull_bytes,
+	       strcmp(r->hash, expected_hash) == 0 ? "true" : "false");
+}
+
 int main(int argc, char **argv)
 {
 	long U = 33334;
 	const char *base = NULL;
-	int keep = 0;
+	int keep = 0, remote = 0;
 	char dir[2048], path[8192], bpath[4][4096], val[200];
 	samen_store *st[4];
 	samen_plan *pl[4];
@@ -194,8 +300,10 @@ int main(int argc, char **argv)
 			base = argv[++i];
 		else if (strcmp(argv[i], "--keep") == 0)
 			keep = 1;
+		else if (strcmp(argv[i], "--remote") == 0)
+			remote = 1;
 		else {
-			fprintf(stderr, "usage: bench_w1 [--updates U] [--dir DIR] [--keep]\n");
+			fprintf(stderr, "usage: bench_w1 [--updates U] [--dir DIR] [--keep] [--remote]\n");
 			return 2;
 		}
 	}
@@ -357,6 +465,11 @@ int main(int argc, char **argv)
 	import_bundle(st[3], path);
 	double incr_ms = (now() - ti1) * 1000;
 
+	remote_numbers rn;
+	memset(&rn, 0, sizeof(rn));
+	if (remote)
+		remote_measure(dir, total, pl, uids[0], &rn);
+
 	/* everyone syncs with everyone */
 	for (int d = 0; d < 3; d++)
 		make_bundle(pl[d], bpath[d], NULL);
@@ -374,6 +487,17 @@ int main(int argc, char **argv)
 		samen_plan_free(p);
 		if (strcmp(h[d], h[0]) != 0)
 			equal = 0;
+	}
+
+	if (remote) {
+		/* the relay got the same changes: the clone must equal everyone */
+		samen_plan *p = NULL;
+		if (samen_plan_open(&p, rn.fresh, NULL) < 0 || samen_remote_pull(p, "relay", &(samen_remote_stats){0}) < 0 ||
+		    samen_plan_state_hash(p, rn.hash) < 0)
+			die("remote hash");
+		samen_plan_free(p);
+		samen_store_free(rn.fresh);
+		remote_print(total, &rn, h[0]);
 	}
 
 	double merge_ups = total / merge_s;

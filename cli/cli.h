@@ -60,4 +60,14 @@ int meeting_decide(cli *c);
 /* One entity as a JSON object (no newline). */
 void json_entity(const samen_entity_view *e);
 
+/* cmd_remote.c: git remotes */
+int cmd_remote(cli *c);
+int cmd_push(cli *c);
+int cmd_pull(cli *c);
+int cmd_sync(cli *c);
+int cmd_plan_clone(cli *c);
+/* The plan's remotes for `samen status`: text lines, or under json a
+ * "remotes" array member of the object being printed. */
+void remote_status(samen_plan *p, int json, int *first);
+
 #endif

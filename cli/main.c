@@ -21,6 +21,7 @@ const char usage_text[] =
 	"  id                              show this device's key and name\n"
 	"  plan create --client NAME [--lang nl|en] [--as coordinator|client]\n"
 	"  plan list\n"
+	"  plan clone URL [PLAN] [--remote NAME]   start from a git remote (default name origin)\n"
 	"  TYPE add LABEL [--FIELD VALUE ...]   add an entity (see the types below)\n"
 	"  TYPE list | show X | set X FIELD VALUE [FIELD VALUE ...] | rm X\n"
 	"      richting:   area, strength, vip, lifestyle\n"
@@ -45,6 +46,8 @@ const char usage_text[] =
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
 	"  vv                              this plan's version vector (for --since)\n"
 	"  show                            the whole plan as one document (--json: structured)\n"
+	"  remote add NAME URL | remote list | remote remove NAME   git remotes (path, git://, ssh, https)\n"
+	"  pull NAME | push NAME | sync NAME   with a git remote (sync: pull, then push)\n"
 	"  status                          overview: membership, counts, waiting changes\n"
 	"  check                           verify replica against history; print state hash\n"
 	"  rebuild                         recreate the replica from the history\n"
@@ -121,9 +124,11 @@ static int cmd_plan(cli *c)
 	samen_plan *p = NULL;
 	const char *sub = c->argc ? c->argv[0] : NULL;
 	if (!sub)
-		return usage("plan: create or list?");
+		return usage("plan: create, list or clone?");
 	c->argc--;
 	c->argv++;
+	if (strcmp(sub, "clone") == 0)
+		return cmd_plan_clone(c);
 	if (strcmp(sub, "create") == 0) {
 		const char *client = take_opt(c, "--client");
 		const char *lang = take_opt(c, "--lang");
@@ -187,7 +192,7 @@ static int cmd_plan(cli *c)
 		samen_store_free(s);
 		return 0;
 	}
-	return usage("plan: create or list?");
+	return usage("plan: create, list or clone?");
 }
 
 /* --- history: log, blame, conflicts, resolve ------------------------------------ */
@@ -607,6 +612,7 @@ static int cmd_status(cli *c)
 		json_kv_str(stdout, &first, "last_change", st.last_change[0] ? st.last_change : NULL);
 		json_kv_str(stdout, &first, "last_author", st.last_change[0] ? st.last_author : NULL);
 		json_kv_int(stdout, &first, "last_time", st.last_time);
+		remote_status(p, 1, &first);
 		printf(",\"warnings\":[");
 		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
 		printf("]}\n");
@@ -626,6 +632,7 @@ static int cmd_status(cli *c)
 		if (st.evidence)
 			printf(_("%lld times a device signed two different changes with one number (kept as evidence)\n"),
 			       (long long)st.evidence);
+		remote_status(p, 0, NULL);
 		rc = samen_plan_warnings(p, today_override(), print_warning, &wc);
 		if (rc == 0 && wc.count == 0)
 			printf("%s\n", _("no warnings: the plan meets the method's checklists"));
@@ -733,6 +740,7 @@ static const struct {
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
 	{"member", cmd_member}, {"device", cmd_device}, {"access", cmd_access}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
+	{"remote", cmd_remote}, {"pull", cmd_pull},   {"push", cmd_push},         {"sync", cmd_sync},
 	{"show", cmd_show},
 };
 

@@ -857,6 +857,31 @@ cleanup:
 	return error;
 }
 
+/* The commit id history_write_change() would give e, computed without
+ * writing anything: the same builders, hashed with git's object hash. */
+int history_hash_change(git_oid *commit_out, const history_entry *e)
+{
+	static const uint8_t empty[1] = {0};
+	unsigned char tree[TREE_SIZE];
+	char *commit = NULL;
+	size_t commit_len = 0;
+	git_oid change_id, sig_id, tree_id;
+	int error;
+
+	if (!commit_out || !e || (!e->change && e->change_len) || !e->sig || (!e->parents && e->nparents) ||
+	    !e->author_name || !e->author_email || !e->message)
+		return samen_error_set(SAMEN_EINVAL, "history_hash_change: entry lacks change, sig, parents, author or message");
+	hash_object(&change_id, GIT_OBJECT_BLOB, e->change ? e->change : empty, e->change_len);
+	hash_object(&sig_id, GIT_OBJECT_BLOB, e->sig, SIG_LEN);
+	build_tree(tree, &change_id, &sig_id);
+	hash_object(&tree_id, GIT_OBJECT_TREE, tree, sizeof(tree));
+	if ((error = build_commit(&commit, &commit_len, &tree_id, e)) < 0)
+		return error;
+	hash_object(commit_out, GIT_OBJECT_COMMIT, commit, commit_len);
+	free(commit);
+	return 0;
+}
+
 /* ---- batches --------------------------------------------------------- */
 
 int history_batch_begin(samen_history *h)
@@ -1261,6 +1286,35 @@ cleanup:
 
 /* ---- reading changes ------------------------------------------------- */
 
+/* The largest commit and tree of a change that are read at all. A change's
+ * commit is its headers (at most 257 parents), a name of at most 200
+ * bytes twice and a one-line summary: far below 1 MiB. Its tree is 65
+ * bytes. */
+#define MAX_COMMIT_BYTES (1u << 20)
+#define MAX_TREE_BYTES 1024u
+
+/* id must name an object of type want, at most max bytes; checked from its
+ * header, so nothing big is read. what names it in the message. */
+static int check_object_header(git_odb *odb, const git_oid *id, git_object_t want, size_t max,
+                               const char *commit_hex, const char *what)
+{
+	git_object_t type;
+	size_t len;
+	int rc = git_odb_read_header(&len, &type, odb, id);
+
+	if (rc == GIT_ENOTFOUND)
+		return fail_git(SAMEN_ENOTFOUND, "commit %s: %s not found", commit_hex, what);
+	if (rc < 0)
+		return fail_git(SAMEN_ECORRUPT, "commit %s: %s cannot be read", commit_hex, what);
+	if (type != want)
+		return samen_error_set(SAMEN_ECORRUPT, "commit %s: %s is a %s, not a %s", commit_hex, what,
+		                       git_object_type2string(type), git_object_type2string(want));
+	if (len > max)
+		return samen_error_set(SAMEN_ECORRUPT, "commit %s: %s is %zu bytes, more than the limit of %zu",
+		                       commit_hex, what, len, max);
+	return 0;
+}
+
 /*
  * Check that entry is a plain blob (mode 100644, as we write it) of at
  * most max bytes (exactly max when exact != 0), using only the object
@@ -1324,6 +1378,15 @@ int history_read_change(samen_history *h, const git_oid *commit,
 	repo = current_repo(h);
 	oid_hex(hex, commit);
 
+	/* Objects may come from a remote: look at the headers before libgit2
+	 * parses a commit or tree of any size. */
+	if (git_repository_odb(&odb, repo) < 0) {
+		error = fail_git(SAMEN_EIO, "cannot open the object database");
+		goto cleanup;
+	}
+	if ((error = check_object_header(odb, commit, GIT_OBJECT_COMMIT, MAX_COMMIT_BYTES, hex, "commit")) < 0)
+		goto cleanup;
+
 	rc = git_commit_lookup(&c, repo, commit);
 	if (rc == GIT_ENOTFOUND) {
 		error = fail_git(SAMEN_ENOTFOUND, "commit %s not found", hex);
@@ -1341,6 +1404,9 @@ int history_read_change(samen_history *h, const git_oid *commit,
 		goto cleanup;
 	}
 
+	if ((error = check_object_header(odb, git_commit_tree_id(c), GIT_OBJECT_TREE, MAX_TREE_BYTES, hex,
+	                                 "its tree")) < 0)
+		goto cleanup;
 	if (git_commit_tree(&tree, c) < 0) {
 		error = fail_git(SAMEN_ECORRUPT, "commit %s: its tree cannot be read", hex);
 		goto cleanup;
@@ -1360,10 +1426,6 @@ int history_read_change(samen_history *h, const git_oid *commit,
 		goto cleanup;
 	}
 
-	if (git_repository_odb(&odb, repo) < 0) {
-		error = fail_git(SAMEN_EIO, "cannot open the object database");
-		goto cleanup;
-	}
 	if ((error = check_blob_entry(odb, hex, sig_entry, SIG_LEN, 1, &siglen)) < 0 ||
 	    (error = check_blob_entry(odb, hex, change_entry, max_len, 0, &len)) < 0)
 		goto cleanup;

@@ -54,6 +54,11 @@ typedef struct {
  * id. Inside a batch the objects go to memory, otherwise to loose objects. */
 int history_write_change(samen_history *h, git_oid *commit_out, const history_entry *e);
 
+/* The commit id history_write_change() gives e, without writing anything:
+ * how a commit fetched from elsewhere is checked to be the genuine commit of
+ * the change it holds. */
+int history_hash_change(git_oid *commit_out, const history_entry *e);
+
 /* Start collecting objects in memory. While the batch is open,
  * history_read_change() and the parent check of history_write_change() see
  * its objects; device refs cannot point at them until it is committed. */

@@ -76,6 +76,9 @@ int edit_set_value(samen_edit *e, const char *type, const char *entity, const ch
 
 /* The one-line summary of a change in lang ("nl" or "en"). */
 char *change_summary(const samen_change *c, const char *lang);
+/* The full message of a change's commit (summary, blank line, trailer),
+ * malloc'ed; NULL when out of memory. Part of the history format. */
+char *change_commit_message(const samen_change *c, const uint8_t id[32], const char *lang);
 
 /* Apply what the history holds and the replica lacks; *recovered (may be
  * NULL) receives how many changes that was. */

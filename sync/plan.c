@@ -439,17 +439,22 @@ int samen_plan_open(samen_plan **out, samen_store *store, const char *which)
 static char *commit_message(samen_plan *p, ingest_batch *b, const ingest_item *it)
 {
 	const char *lang = p->lang[0] ? p->lang : "nl";
-	char *summary, *msg, idhex[65];
-	size_t len;
 	/* The plan's language comes from the genesis, which is in every change's
 	 * causal past: the replica has it, or this change or batch carries it. */
 	for (size_t i = 0; i < b->n && !p->lang[0]; i++)
 		if (b->items[i].ch.nops && b->items[i].ch.ops[0].kind == SAMEN_OP_PLAN)
 			lang = b->items[i].ch.ops[0].str2_len == 2 && memcmp(b->items[i].ch.ops[0].str2, "en", 2) == 0 ? "en" : "nl";
-	summary = change_summary(&it->ch, lang);
+	return change_commit_message(&it->ch, it->id, lang);
+}
+
+char *change_commit_message(const samen_change *c, const uint8_t id[32], const char *lang)
+{
+	char *summary, *msg, idhex[65];
+	size_t len;
+	summary = change_summary(c, lang);
 	if (!summary)
 		return NULL;
-	sodium_bin2hex(idhex, sizeof(idhex), it->id, 32);
+	sodium_bin2hex(idhex, sizeof(idhex), id, 32);
 	len = strlen(summary) + 128;
 	msg = malloc(len);
 	if (msg)

@@ -27,7 +27,7 @@ fails_with 2 "goal add TITLE" -- samen --store "$M" goal add
 fails_with 2 "goal show GOAL" -- samen --store "$M" goal show
 fails_with 2 "goal set GOAL FIELD VALUE" -- samen --store "$M" goal set abcd status
 fails_with 2 "goal rm GOAL" -- samen --store "$M" goal rm
-fails_with 2 "plan: create or list" -- samen --store "$M" plan
+fails_with 2 "plan: create, list or clone" -- samen --store "$M" plan
 fails_with 2 "needs --client" -- samen --store "$M" plan create
 fails_with 2 "needs --client" -- samen --store "$M" plan create Joke
 fails_with 2 "member add NAME --device KEY" -- samen --store "$M" member add Kees

@@ -7,4 +7,5 @@
 #include "samen/members.h"
 #include "samen/bundle.h"
 #include "samen/schema.h"
+#include "samen/remote.h"
 #endif
