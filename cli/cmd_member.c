@@ -146,7 +146,8 @@ typedef struct {
 	int consent;
 } member_args;
 
-/* "werk,inkomen" -> the scope op */
+/* "werk, inkomen" -> the scope op (spaces around names are not part of them,
+ * as in every other list on the command line) */
 static int add_scope(samen_edit *e, const char *member, const char *areas)
 {
 	char *copy = strdup(areas), *save = NULL;
@@ -155,9 +156,21 @@ static int add_scope(samen_edit *e, const char *member, const char *areas)
 	int rc;
 	if (!copy)
 		return SAMEN_ENOMEM;
-	for (char *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
-		if (*t)
-			list[n++] = t;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		size_t len;
+		while (*t == ' ' || *t == '\t')
+			t++;
+		len = strlen(t);
+		while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+			t[--len] = '\0';
+		if (!*t)
+			continue;
+		if (n == 64) {
+			free(copy);
+			return samen_error_set(SAMEN_EINVAL, "a scope names at most 64 life areas");
+		}
+		list[n++] = t;
+	}
 	rc = samen_edit_member_scope(e, member, list, n);
 	free(copy);
 	return rc;
