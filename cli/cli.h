@@ -48,6 +48,10 @@ int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, 
 /* samen TYPE add|list|show|set|rm for every entity type of the schema. */
 int cmd_entity(cli *c, const samen_type_info *t);
 int cmd_fields(cli *c);
+/* samen member, samen device, samen access (cli/cmd_member.c). */
+int cmd_member(cli *c);
+int cmd_device(cli *c);
+int cmd_access(cli *c);
 int cmd_network(cli *c);
 int cmd_timeline(cli *c);
 int cmd_scores(cli *c);

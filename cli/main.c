@@ -19,7 +19,7 @@ const char usage_text[] =
 	"\n"
 	"  init [--name NAME]              create the store and this device's key\n"
 	"  id                              show this device's key and name\n"
-	"  plan create --client NAME [--lang nl|en]\n"
+	"  plan create --client NAME [--lang nl|en] [--as coordinator|client]\n"
 	"  plan list\n"
 	"  plan clone URL [PLAN] [--remote NAME]   start from a git remote (default name origin)\n"
 	"  TYPE add LABEL [--FIELD VALUE ...]   add an entity (see the types below)\n"
@@ -38,7 +38,11 @@ const char usage_text[] =
 	"  blame GOAL                      per field: value, who, when, which change\n"
 	"  conflicts                       fields holding concurrent values\n"
 	"  resolve GOAL FIELD [VALUE]      settle a conflict (no VALUE: keep the shown one)\n"
-	"  member add NAME --device KEY | member list\n"
+	"  member add NAME --device KEY [--role ROLE] [--areas A,B]   ROLE: coordinator, professional,\n"
+	"                                  network (default), observer; a professional waits for the client\n"
+	"  member list | show M | revoke M | scope M A,B | approve M [--consent]\n"
+	"  device link MEMBER KEY | unlink DEVICE | list [MEMBER]\n"
+	"  access                          who holds the plan: members, rights, devices, last syncs\n"
 	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
 	"  serve [--listen ADDRESS:PORT]   serve every plan of this store to its members\n"
 	"                                  (default 127.0.0.1:7337; --max-connections N)\n"
@@ -131,13 +135,14 @@ static int cmd_plan(cli *c)
 	if (strcmp(sub, "create") == 0) {
 		const char *client = take_opt(c, "--client");
 		const char *lang = take_opt(c, "--lang");
+		const char *as = take_opt(c, "--as");
 		if (no_more_opts(c))
 			return EXIT_USAGE;
 		if (!client || c->argc)
 			return usage("plan create needs --client NAME (and nothing else)");
 		if (open_store(c, &s) < 0)
 			return fail(c, "plan create");
-		if (samen_plan_create(&p, s, client, lang ? lang : "nl") < 0) {
+		if (samen_plan_create_as(&p, s, client, lang ? lang : "nl", as ? as : "coordinator") < 0) {
 			samen_store_free(s);
 			return fail(c, "plan create");
 		}
@@ -396,78 +401,6 @@ cleanup:
 
 /* --- members, bundles, check ------------------------------------------------------- */
 
-typedef struct {
-	const cli *c;
-	int count;
-} member_ctx;
-
-static int print_member(const samen_member_info *m, void *payload)
-{
-	member_ctx *x = payload;
-	if (x->c->json) {
-		int first = 1;
-		printf("%s{", x->count ? "," : "");
-		json_kv_str(stdout, &first, "name", m->name);
-		json_kv_str(stdout, &first, "device", m->device);
-		json_kv_bool(stdout, &first, "creator", m->creator);
-		json_kv_str(stdout, &first, "added_by", m->added_by);
-		printf("}");
-	} else {
-		printf("%-20s %.16s%s\n", m->name, m->device, m->creator ? "  (started the plan)" : "");
-	}
-	x->count++;
-	return 0;
-}
-
-static int cmd_member(cli *c)
-{
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
-	samen_edit *e = NULL;
-	const char *sub = c->argc ? c->argv[0] : NULL;
-	int rc = 1;
-	if (!sub)
-		return usage("member: add or list?");
-	c->argc--;
-	c->argv++;
-	if (strcmp(sub, "add") == 0) {
-		const char *key = take_opt(c, "--device");
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (!key || c->argc != 1)
-			return usage("member add NAME --device KEY");
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "member add");
-		if (samen_edit_begin(&e, p) < 0 || samen_edit_member_add(e, key, c->argv[0]) < 0) {
-			rc = fail(c, "member add");
-			goto cleanup;
-		}
-		rc = commit_edit(c, e, "member add", "Added member", NULL);
-	} else if (strcmp(sub, "list") == 0) {
-		member_ctx x = {c, 0};
-		if (no_more_opts(c))
-			return EXIT_USAGE;
-		if (open_plan(c, &s, &p) < 0)
-			return fail(c, "member list");
-		if (c->json)
-			printf("[");
-		if (samen_member_list(p, print_member, &x) < 0) {
-			rc = fail(c, "member list");
-			goto cleanup;
-		}
-		if (c->json)
-			printf("]\n");
-		rc = 0;
-	} else {
-		return usage("member: add or list?");
-	}
-cleanup:
-	samen_edit_free(e);
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
-}
-
 static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int import, int ok)
 {
 	if (c->json) {
@@ -485,6 +418,7 @@ static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int i
 			json_kv_int(stdout, &first, "pending", (long long)st->pending);
 			json_kv_int(stdout, &first, "invalid", (long long)st->invalid);
 			json_kv_int(stdout, &first, "rejected", (long long)st->rejected);
+			json_kv_int(stdout, &first, "rejudged", (long long)st->rejudged);
 			json_kv_bool(stdout, &first, "cloned", st->cloned);
 		}
 		printf("}\n");
@@ -494,6 +428,9 @@ static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int i
 		       (unsigned long long)st->applied, st->plan, st->cloned ? " (new in this store)" : "",
 		       (unsigned long long)st->duplicates, (unsigned long long)st->pending,
 		       (unsigned long long)st->rejected, (unsigned long long)st->invalid);
+		if (st->rejudged)
+			printf("A revocation or unlink that arrived late changed the verdict of %llu earlier change(s)"
+			       " (see samen log)\n", (unsigned long long)st->rejudged);
 	} else {
 		printf("Wrote %llu change(s) of plan %s (%llu bytes)\n", (unsigned long long)st->changes, st->plan,
 		       (unsigned long long)st->bytes);
@@ -807,7 +744,7 @@ static const struct {
 	{"init", cmd_init},   {"id", cmd_id},           {"plan", cmd_plan}, {"fields", cmd_fields}, {"network", cmd_network}, {"timeline", cmd_timeline},
 	{"scores", cmd_scores},
 	{"log", cmd_log},     {"blame", cmd_blame},     {"conflicts", cmd_conflicts}, {"resolve", cmd_resolve},
-	{"member", cmd_member}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
+	{"member", cmd_member}, {"device", cmd_device}, {"access", cmd_access}, {"bundle", cmd_bundle}, {"vv", cmd_vv},             {"status", cmd_status},
 	{"check", cmd_verify}, {"rebuild", cmd_rebuild}, {"gc", cmd_gc},
 	{"remote", cmd_remote}, {"pull", cmd_pull},   {"push", cmd_push},         {"sync", cmd_sync_any},
 	{"show", cmd_show},

@@ -22,6 +22,28 @@ static int decode_fail(mpr *r, const char *what)
 	                       r->err[0] ? r->err : "invalid");
 }
 
+/* A scope's areas: [[dev, n], ...], at most SAMEN_MAX_REFS, strictly
+ * ascending by (dev, n) so that a set has one encoding. */
+static int decode_scope_areas(mpr *r, samen_change *c, samen_op *op)
+{
+	const uint8_t *b = r->pos;
+	uint32_t count;
+	uint64_t d, nn, pd = 0, pn = 0;
+	if (mpr_array(r, &count, SAMEN_MAX_REFS) < 0)
+		return -1;
+	for (uint32_t k = 0; k < count; k++) {
+		if (mpr_array_exact(r, 2) < 0 || mpr_uint_max(r, &d, c->ndevs) < 0 || mpr_uint(r, &nn) < 0)
+			return -1;
+		if (k > 0 && (d < pd || (d == pd && nn <= pn)))
+			return mpr_fail(r, "scope areas must be sorted and unique");
+		pd = d;
+		pn = nn;
+	}
+	op->value = b;
+	op->value_len = (uint32_t)(r->pos - b);
+	return 0;
+}
+
 static int decode_op(mpr *r, samen_change *c, samen_op *op)
 {
 	uint32_t n = 0;
@@ -86,8 +108,32 @@ static int decode_op(mpr *r, samen_change *c, samen_op *op)
 		    mpr_uint_max(r, &op->role, 255) < 0)
 			return -1;
 		return 0;
+	case SAMEN_OP_REVOKE:
+	case SAMEN_OP_UNLINK:
+		if (n != 2)
+			return mpr_fail(r, kind == SAMEN_OP_REVOKE ? "revoke op must have 2 elements"
+			                                           : "unlink op must have 2 elements");
+		return mpr_bin_exact(r, &op->key, 32);
+	case SAMEN_OP_LINK:
+		if (n != 3)
+			return mpr_fail(r, "link op must have 3 elements");
+		if (mpr_bin_exact(r, &op->key, 32) < 0 || mpr_bin_exact(r, &op->key2, 32) < 0)
+			return -1;
+		return 0;
+	case SAMEN_OP_APPROVE:
+		if (n != 3)
+			return mpr_fail(r, "approve op must have 3 elements");
+		if (mpr_bin_exact(r, &op->key, 32) < 0 || mpr_uint_max(r, &op->role, 1) < 0)
+			return -1;
+		return 0;
+	case SAMEN_OP_SCOPE:
+		if (n != 3)
+			return mpr_fail(r, "scope op must have 3 elements");
+		if (mpr_bin_exact(r, &op->key, 32) < 0)
+			return -1;
+		return decode_scope_areas(r, c, op);
 	default:
-		return mpr_fail(r, "unknown op kind (this version knows kinds 0-4)");
+		return mpr_fail(r, "unknown op kind (this version knows kinds 0-9)");
 	}
 }
 
@@ -278,6 +324,7 @@ typedef struct {
 	uint32_t nrefs;
 	char *str, *str2;
 	uint8_t key[32];
+	uint8_t key2[32];    /* LINK: the device */
 } builder_op;
 
 struct change_builder {
@@ -461,6 +508,96 @@ int change_builder_member_add(change_builder *b, const uint8_t key[32], const ch
 	return 0;
 }
 
+static builder_op *push_keyed(change_builder *b, uint8_t kind, const uint8_t key[32])
+{
+	builder_op *o = push_op(b, kind);
+	if (o)
+		memcpy(o->key, key, 32);
+	return o;
+}
+
+int change_builder_revoke(change_builder *b, const uint8_t member[32])
+{
+	return push_keyed(b, SAMEN_OP_REVOKE, member) ? 0 : SAMEN_ENOMEM;
+}
+
+int change_builder_unlink(change_builder *b, const uint8_t device[32])
+{
+	return push_keyed(b, SAMEN_OP_UNLINK, device) ? 0 : SAMEN_ENOMEM;
+}
+
+int change_builder_link(change_builder *b, const uint8_t member[32], const uint8_t device[32])
+{
+	builder_op *o = push_keyed(b, SAMEN_OP_LINK, member);
+	if (!o)
+		return SAMEN_ENOMEM;
+	memcpy(o->key2, device, 32);
+	return 0;
+}
+
+int change_builder_approve(change_builder *b, const uint8_t change[32], bool consent)
+{
+	builder_op *o = push_keyed(b, SAMEN_OP_APPROVE, change);
+	if (!o)
+		return SAMEN_ENOMEM;
+	o->op.role = consent ? 1 : 0;
+	return 0;
+}
+
+int change_builder_scope(change_builder *b, const uint8_t member[32], const uint32_t *refdevs, const uint64_t *refns,
+                         uint32_t count)
+{
+	builder_op *o;
+	if (count > SAMEN_MAX_REFS)
+		return samen_error_set(SAMEN_ELIMIT, "a scope holds at most %u life areas", SAMEN_MAX_REFS);
+	if (!(o = push_keyed(b, SAMEN_OP_SCOPE, member)))
+		return SAMEN_ENOMEM;
+	o->value_is_refs = true;
+	o->refdevs = malloc((count ? count : 1) * sizeof(*o->refdevs));
+	o->refns = malloc((count ? count : 1) * sizeof(*o->refns));
+	if (!o->refdevs || !o->refns)
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	if (count) {
+		memcpy(o->refdevs, refdevs, count * sizeof(*refdevs));
+		memcpy(o->refns, refns, count * sizeof(*refns));
+	}
+	o->nrefs = count;
+	return 0;
+}
+
+/* Scope areas are a set: sorted by final (dev, n), duplicates dropped. */
+static int cmp_ref(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+static int pack_scope_areas(msgpack_packer *pk, const builder_op *o, const uint32_t *map)
+{
+	uint64_t (*refs)[2] = malloc((o->nrefs ? o->nrefs : 1) * sizeof(*refs));
+	uint32_t n = 0;
+	if (!refs)
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	for (uint32_t k = 0; k < o->nrefs; k++) {
+		refs[k][0] = o->refdevs[k] ? map[o->refdevs[k] - 1] : 0;
+		refs[k][1] = o->refns[k];
+	}
+	qsort(refs, o->nrefs, sizeof(*refs), cmp_ref);
+	for (uint32_t k = 0; k < o->nrefs; k++)
+		if (n == 0 || cmp_ref(refs[n - 1], refs[k]) != 0)
+			memcpy(refs[n++], refs[k], sizeof(*refs));
+	msgpack_pack_array(pk, n);
+	for (uint32_t k = 0; k < n; k++) {
+		msgpack_pack_array(pk, 2);
+		msgpack_pack_uint64(pk, refs[k][0]);
+		msgpack_pack_uint64(pk, refs[k][1]);
+	}
+	free(refs);
+	return 0;
+}
+
 static int cmp_key32(const void *a, const void *b) { return memcmp(a, b, 32); }
 
 static void pack_bin(msgpack_packer *pk, const uint8_t *b, size_t n)
@@ -597,6 +734,31 @@ int change_builder_finish(change_builder *b, const change_header *h, uint8_t **o
 			pack_bin(&pk, o->key, 32);
 			pack_str(&pk, o->str, strlen(o->str));
 			msgpack_pack_uint64(&pk, o->op.role);
+			break;
+		case SAMEN_OP_REVOKE:
+		case SAMEN_OP_UNLINK:
+			msgpack_pack_array(&pk, 2);
+			msgpack_pack_uint64(&pk, o->op.kind);
+			pack_bin(&pk, o->key, 32);
+			break;
+		case SAMEN_OP_LINK:
+			msgpack_pack_array(&pk, 3);
+			msgpack_pack_uint64(&pk, SAMEN_OP_LINK);
+			pack_bin(&pk, o->key, 32);
+			pack_bin(&pk, o->key2, 32);
+			break;
+		case SAMEN_OP_APPROVE:
+			msgpack_pack_array(&pk, 3);
+			msgpack_pack_uint64(&pk, SAMEN_OP_APPROVE);
+			pack_bin(&pk, o->key, 32);
+			msgpack_pack_uint64(&pk, o->op.role);
+			break;
+		case SAMEN_OP_SCOPE:
+			msgpack_pack_array(&pk, 3);
+			msgpack_pack_uint64(&pk, SAMEN_OP_SCOPE);
+			pack_bin(&pk, o->key, 32);
+			if ((rc = pack_scope_areas(&pk, o, map)) < 0)
+				goto cleanup;
 			break;
 		}
 	}

@@ -44,7 +44,12 @@ typedef enum {
 	SAMEN_OP_SET = 1,         /* [1, type, dev, n, field, value] */
 	SAMEN_OP_DELETE = 2,      /* [2, type, dev, n] */
 	SAMEN_OP_PLAN = 3,        /* [3, nonce:bin16, client:str, lang:str] genesis */
-	SAMEN_OP_MEMBER_ADD = 4,  /* [4, key:bin32, name:str, role:uint] */
+	SAMEN_OP_MEMBER_ADD = 4,  /* [4, key:bin32, name:str, role:uint] (key: the member's id and first device) */
+	SAMEN_OP_REVOKE = 5,      /* [5, member:bin32] */
+	SAMEN_OP_SCOPE = 6,       /* [6, member:bin32, areas:[[dev, n], ...]] (a professional's life areas) */
+	SAMEN_OP_LINK = 7,        /* [7, member:bin32, device:bin32] */
+	SAMEN_OP_UNLINK = 8,      /* [8, device:bin32] */
+	SAMEN_OP_APPROVE = 9,     /* [9, change:bin32, consent:uint 0|1] */
 	SAMEN_OP__COUNT
 } samen_op_kind;
 
@@ -54,14 +59,17 @@ typedef struct {
 	uint64_t n;
 	uint32_t type;            /* CREATE; SET, DELETE: the entity's type (must match) */
 	uint32_t field;           /* SET */
-	const uint8_t *value;     /* SET: canonical msgpack of the value (borrowed) */
+	const uint8_t *value;     /* SET: canonical msgpack of the value (borrowed);
+	                           * SCOPE: the areas, [[dev, n], ...] */
 	uint32_t value_len;
-	const uint8_t *key;       /* PLAN: nonce (16); MEMBER_ADD: device key (32) */
+	const uint8_t *key;       /* PLAN: nonce (16); MEMBER_ADD, REVOKE, SCOPE, LINK: member (32);
+	                           * UNLINK: device (32); APPROVE: change id (32) */
+	const uint8_t *key2;      /* LINK: device (32) */
 	const char *str;          /* PLAN: client; MEMBER_ADD: name (borrowed, not NUL-terminated) */
 	uint32_t str_len;
 	const char *str2;         /* PLAN: language */
 	uint32_t str2_len;
-	uint64_t role;            /* MEMBER_ADD */
+	uint64_t role;            /* MEMBER_ADD: role; APPROVE: consent (1: recorded for the client) */
 } samen_op;
 
 typedef struct {
@@ -131,6 +139,14 @@ int change_builder_set_refs(change_builder *b, uint32_t type, uint32_t dev, uint
 int change_builder_delete(change_builder *b, uint32_t type, uint32_t dev, uint64_t n);
 int change_builder_plan(change_builder *b, const uint8_t nonce[16], const char *client, const char *lang);
 int change_builder_member_add(change_builder *b, const uint8_t key[32], const char *name, uint64_t role);
+int change_builder_revoke(change_builder *b, const uint8_t member[32]);
+/* areas: count area entities (refdevs from change_builder_dev(), as for
+ * change_builder_set_refs); sorted and deduplicated here. */
+int change_builder_scope(change_builder *b, const uint8_t member[32], const uint32_t *refdevs, const uint64_t *refns,
+                         uint32_t count);
+int change_builder_link(change_builder *b, const uint8_t member[32], const uint8_t device[32]);
+int change_builder_unlink(change_builder *b, const uint8_t device[32]);
+int change_builder_approve(change_builder *b, const uint8_t change[32], bool consent);
 uint32_t change_builder_nops(const change_builder *b);
 
 typedef struct {

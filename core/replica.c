@@ -7,7 +7,9 @@
  *   changes   every applied change: id, author, seq, lamport, verdict, vv,
  *             the bytes and signature (so queries need not touch git)
  *   heads     changes that no other change builds on
- *   members   device keys added by accepted MEMBER_ADD ops
+ *   rights    the accepted rights ops (grants, revocations, scopes, links,
+ *             unlinks, approvals); who may do what is docs/rights.md
+ *   arealog   every accepted assignment placing an entity in a life area
  *   entities  (creator devno, n) -> type, uid, deleted
  *   fields    the live values of every register; win = 1 marks the value
  *             every replica shows
@@ -24,15 +26,23 @@
  * Causality is answered in O(1) by version vectors: vv(C)[d] is the highest
  * seq of device d in C's causal past (C included), so X is in C's past iff
  * vv(C)[dev(X)] >= seq(X).
+ *
+ * Verdicts: a change is judged from its causal past (validate_change), except
+ * that an accepted revocation or unlink rejects its target's changes that it
+ * had not seen. When such a revocation arrives after changes it rejects were
+ * accepted, every verdict is decided again by replay_all(), in (Lamport, id)
+ * order; without one, applying stays incremental (docs/rights.md).
  */
 #include "core/replica.h"
 #include "core/mpread.h"
+#include "core/rights.h"
 #include "core/schema.h"
 #include "samen/common.h"
 
 #include <msgpack.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +57,12 @@ enum {
 	ST_DEV_INSERT,
 	ST_HEAD_DELETE,
 	ST_HEAD_INSERT,
-	ST_MEMBER_CHECK,
-	ST_MEMBER_INSERT,
+	ST_RIGHT_INSERT,
+	ST_AREALOG_INSERT,
+	ST_AREALOG_GET,
+	ST_LABEL_GET,
+	ST_LATER_ACCEPTED,
+	ST_VERDICT_SET,
 	ST_ENTITY_GET,
 	ST_ENTITY_INSERT,
 	ST_ENTITY_DELETE,
@@ -71,8 +85,13 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_DEV_INSERT] = "INSERT INTO devs(key) VALUES (?)",
 	[ST_HEAD_DELETE] = "DELETE FROM heads WHERE change = ?",
 	[ST_HEAD_INSERT] = "INSERT OR IGNORE INTO heads(change) VALUES (?)",
-	[ST_MEMBER_CHECK] = "SELECT c.devno, c.seq FROM members m JOIN changes c ON c.rowid = m.change WHERE m.key = ?",
-	[ST_MEMBER_INSERT] = "INSERT OR IGNORE INTO members(key, change, name, role) VALUES (?,?,?,?)",
+	[ST_RIGHT_INSERT] = "INSERT OR REPLACE INTO rights(change, op, effective, author_member, author_role) VALUES (?,?,?,?,?)",
+	[ST_AREALOG_INSERT] = "INSERT OR REPLACE INTO arealog(entity, change, op, value) VALUES (?,?,?,?)",
+	[ST_AREALOG_GET] = "SELECT a.value, c.devno, c.seq, c.lamport FROM arealog a JOIN changes c ON c.rowid = a.change"
+	                   " WHERE a.entity = ?",
+	[ST_LABEL_GET] = "SELECT sqlval FROM fields WHERE entity = ? AND field = 1 AND win",
+	[ST_VERDICT_SET] = "UPDATE changes SET verdict = ?, reason = ? WHERE rowid = ?",
+	[ST_LATER_ACCEPTED] = "SELECT 1 FROM changes WHERE devno = ? AND seq > ? AND verdict = 1 AND rowid <> ? LIMIT 1",
 	[ST_ENTITY_GET] = "SELECT e.rowid, e.type, c.devno, c.seq, e.deleted IS NOT NULL FROM entities e"
 	                  " JOIN changes c ON c.rowid = e.created WHERE e.devno = ? AND e.n = ?",
 	[ST_ENTITY_INSERT] = "INSERT INTO entities(devno, n, type, uid, created) VALUES (?,?,?,?,?)",
@@ -107,8 +126,16 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS heads(change INTEGER PRIMARY KEY);"
 	/* In WITHOUT ROWID tables the key columns come first: SQLite 3.40's
 	 * integrity_check misreports NOT NULL columns placed before them. */
-	"CREATE TABLE IF NOT EXISTS members(key BLOB NOT NULL, change INTEGER NOT NULL, name TEXT NOT NULL,"
-	" role INTEGER NOT NULL, PRIMARY KEY(key, change)) WITHOUT ROWID;"
+	/* the accepted rights ops (MEMBER_ADD ... APPROVE): the op itself is in
+	 * the change's body; effective = 0 marks a revocation or unlink that
+	 * lost a cycle (docs/rights.md); author_member/role as of its past */
+	"CREATE TABLE IF NOT EXISTS rights(change INTEGER NOT NULL, op INTEGER NOT NULL, effective INTEGER NOT NULL,"
+	" author_member BLOB NOT NULL, author_role INTEGER NOT NULL, PRIMARY KEY(change, op)) WITHOUT ROWID;"
+	/* every accepted assignment that places an entity in a life area (its
+	 * area field, or the goal of an action or PDSA cycle): a professional's
+	 * scope is judged against the value in each change's own past */
+	"CREATE TABLE IF NOT EXISTS arealog(entity INTEGER NOT NULL, change INTEGER NOT NULL, op INTEGER NOT NULL,"
+	" value BLOB NOT NULL, PRIMARY KEY(entity, change, op)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS entities(rowid INTEGER PRIMARY KEY, devno INTEGER NOT NULL,"
 	" n INTEGER NOT NULL, type INTEGER NOT NULL, uid TEXT NOT NULL, created INTEGER NOT NULL,"
 	" deleted INTEGER, UNIQUE(devno, n));"
@@ -1105,6 +1132,14 @@ typedef struct {
 	size_t nremoved, capremoved;
 	bool has_creator;
 	uint8_t creator[32];
+	rights_log rl;    /* accepted rights ops, loaded at the start */
+	bool need_replay; /* an accepted revocation or unlink hit a change it had not seen */
+	bool replaying;   /* inside replay_all(): hits pin the op and start over */
+	bool restart;
+	right_op *pinned; /* replay: kills that apply from the start of the pass */
+	size_t npinned, cappinned;
+	int64_t (*banned)[2]; /* replay: (change, op) of kills that never take effect */
+	size_t nbanned, capbanned;
 } applyctx;
 
 static void ent_key(uint8_t k[16], uint32_t devno, uint64_t n)
@@ -1382,7 +1417,25 @@ static void apply_free(applyctx *a)
 	free(a->ents);
 	hmap_free(&a->entidx);
 	hmap_free(&a->regidx);
+	rights_free(&a->rl);
+	for (size_t i = 0; i < a->npinned; i++) {
+		free(a->pinned[i].vv);
+		free(a->pinned[i].name);
+		free(a->pinned[i].areas);
+	}
+	free(a->pinned);
+	free(a->banned);
 	work_free(&a->w);
+}
+
+/* A verdict's reason; long names are cut, never overflow. */
+static void whyf(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void whyf(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
 }
 
 /* One change being applied. */
@@ -1397,6 +1450,8 @@ typedef struct {
 	uint32_t *devnos;         /* devno of each device index (0 = the author); 0 when unknown */
 	int64_t *op_ent;          /* per op: index into ents found by validation, -1 if none */
 	uint32_t *op_type;        /* per op: type of the entity it names */
+	uint8_t author_member[32];/* set by validation: the author's member and role */
+	int author_role;
 } applying;
 
 /* Resolve the entity an op names. Entities created by this same change
@@ -1413,7 +1468,7 @@ static int resolve_entity(applyctx *a, applying *c, uint32_t dev, uint64_t n, ui
 	if (dev == 0 && n >= c->ctr_base) {
 		if (n - c->ctr_base >= upto) {
 			schema_entity_uid(uid, key, n);
-			snprintf(why, whylen, "refers to entity %s before this change creates it", uid);
+			whyf(why, whylen, "refers to entity %s before this change creates it", uid);
 			return 1;
 		}
 		*type = c->create_types[n - c->ctr_base];
@@ -1425,7 +1480,7 @@ static int resolve_entity(applyctx *a, applying *c, uint32_t dev, uint64_t n, ui
 		return rc;
 	if (!e || vv_at(c->vv, c->vvlen, e->cdevno) < e->cseq) {
 		schema_entity_uid(uid, key, n);
-		snprintf(why, whylen, "refers to entity %s, which is not in this change's causal past", uid);
+		whyf(why, whylen, "refers to entity %s, which is not in this change's causal past", uid);
 		return 1;
 	}
 	*type = e->type;
@@ -1433,18 +1488,627 @@ static int resolve_entity(applyctx *a, applying *c, uint32_t dev, uint64_t n, ui
 	return 0;
 }
 
-static bool is_member(applyctx *a, applying *c, int *rc)
+/* --- rights: who is the author, and may they do this -------------------- */
+
+
+/* The life-area link of a type: its area field, or for actions and PDSA
+ * cycles their goal (whose area places them). 0 when it has none. */
+static uint32_t area_link_field(uint32_t type, bool *via_goal)
 {
-	sqlite3_stmt *s;
-	*rc = 0;
-	if (a->has_creator && memcmp(a->creator, c->it->ch.author, 32) == 0)
-		return true;
-	s = stmt(a->w.r, ST_MEMBER_CHECK);
-	sqlite3_bind_blob(s, 1, c->it->ch.author, 32, SQLITE_STATIC);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		if (vv_at(c->vv, c->vvlen, (uint32_t)sqlite3_column_int64(s, 0)) >= (uint64_t)sqlite3_column_int64(s, 1))
-			return true;
-	return false;
+	const type_def *td = schema_type(type);
+	*via_goal = type == SAMEN_TYPE_ACTION || type == SAMEN_TYPE_PDSA;
+	if (*via_goal)
+		return 2;
+	return td ? td->area_field : 0;
+}
+
+static void area_key(uint8_t out[40], const uint8_t key[32], uint64_t n)
+{
+	memcpy(out, key, 32);
+	for (int k = 0; k < 8; k++)
+		out[32 + k] = (uint8_t)(n >> (8 * k));
+}
+
+/* A scope op's areas, [[dev, n], ...] in the change, as key || n. */
+static int scope_areas(const samen_change *ch, const samen_op *op, uint8_t (**out)[40], uint32_t *count)
+{
+	mpr r;
+	uint64_t d, n;
+	mpr_init(&r, op->value, op->value_len);
+	*out = NULL;
+	if (mpr_array(&r, count, SAMEN_MAX_REFS) < 0)
+		return samen_error_set(SAMEN_ERROR, "internal: scope areas");
+	if (!(*out = malloc((*count ? *count : 1) * sizeof(**out))))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	for (uint32_t k = 0; k < *count; k++) {
+		mpr_array_exact(&r, 2);
+		mpr_uint(&r, &d);
+		mpr_uint(&r, &n);
+		area_key((*out)[k], change_ref_key(ch, (uint32_t)d), n);
+	}
+	return 0;
+}
+
+/* Build the in-memory entry for op i of an accepted change. */
+static int right_from_op(right_op *o, const samen_change *ch, uint32_t i, const uint8_t id[32], int64_t rowid,
+                         uint32_t devno, const uint64_t *vv, uint32_t vvlen)
+{
+	const samen_op *op = &ch->ops[i];
+	memset(o, 0, sizeof(*o));
+	o->kind = op->kind;
+	o->op = i;
+	o->change = rowid;
+	memcpy(o->change_id, id, 32);
+	o->devno = devno;
+	o->seq = ch->seq;
+	o->lamport = ch->lamport;
+	memcpy(o->author, ch->author, 32);
+	o->vv = (uint64_t *)vv;
+	o->vvlen = vvlen;
+	memcpy(o->key, op->key, 32);
+	if (op->kind == SAMEN_OP_LINK)
+		memcpy(o->key2, op->key2, 32);
+	o->role = (int)op->role;
+	o->effective = true;
+	if (op->kind == SAMEN_OP_MEMBER_ADD && !(o->name = strndup(op->str, op->str_len)))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	if (op->kind == SAMEN_OP_SCOPE)
+		return scope_areas(ch, op, &o->areas, &o->nareas);
+	return 0;
+}
+
+static bool is_right_op(uint8_t kind)
+{
+	return kind >= SAMEN_OP_MEMBER_ADD && kind <= SAMEN_OP_APPROVE;
+}
+
+/* The genesis facts: creator, their role and name, the client's name. */
+static int load_genesis(applyctx *a)
+{
+	sqlite3_stmt *s = NULL;
+	char *cname = NULL, *client = NULL;
+	int role = SAMEN_ROLE_COORDINATOR, rc = 0;
+	if (!a->has_creator)
+		return 0;
+	if (sqlite3_prepare_v2(a->w.r->db, "SELECT key, value FROM meta WHERE key IN ('client','creator_name','creator_role')",
+	                       -1, &s, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "meta");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		const char *v = (const char *)sqlite3_column_text(s, 1);
+		if (!k || !v)
+			continue;
+		if (strcmp(k, "client") == 0)
+			client = strdup(v);
+		else if (strcmp(k, "creator_name") == 0)
+			cname = strdup(v);
+		else
+			role = atoi(v);
+	}
+	sqlite3_finalize(s);
+	rc = rights_set_genesis(&a->rl, a->creator, role, cname ? cname : "", cname ? strlen(cname) : 0,
+	                        client ? client : "", client ? strlen(client) : 0);
+	free(cname);
+	free(client);
+	return rc;
+}
+
+/* The rights log from the rights table and the changes' bodies. */
+static int load_rights(applyctx *a)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+	if ((rc = load_genesis(a)) < 0)
+		return rc;
+	if (sqlite3_prepare_v2(a->w.r->db,
+	                       "SELECT r.change, r.op, r.effective, r.author_member, r.author_role, c.id, c.devno, c.vv,"
+	                       " c.body FROM rights r JOIN changes c ON c.rowid = r.change", -1, &s, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "loading rights");
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
+		samen_change ch;
+		right_op o;
+		uint32_t i = (uint32_t)sqlite3_column_int64(s, 1);
+		if (change_decode(&ch, sqlite3_column_blob(s, 8), (size_t)sqlite3_column_bytes(s, 8)) < 0 || i >= ch.nops ||
+		    !is_right_op(ch.ops[i].kind) || sqlite3_column_bytes(s, 3) != 32 || sqlite3_column_bytes(s, 5) != 32) {
+			change_clear(&ch);
+			rc = samen_error_set(SAMEN_ECORRUPT, "replica: the rights table is damaged (run samen rebuild)");
+			break;
+		}
+		rc = right_from_op(&o, &ch, i, sqlite3_column_blob(s, 5), sqlite3_column_int64(s, 0),
+		                   (uint32_t)sqlite3_column_int64(s, 6), sqlite3_column_blob(s, 7),
+		                   (uint32_t)(sqlite3_column_bytes(s, 7) / 8));
+		o.effective = sqlite3_column_int(s, 2) != 0;
+		memcpy(o.author_member, sqlite3_column_blob(s, 3), 32);
+		o.author_role = sqlite3_column_int(s, 4);
+		if (rc == 0)
+			rc = rights_add(&a->rl, &o);
+		o.vv = NULL; /* borrowed from the row; rights_add copied it */
+		free(o.name);
+		free(o.areas);
+		change_clear(&ch);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* The author of a change as seen from its past. */
+typedef struct {
+	rights_device dev;
+	rights_member mem;
+	char label[260];  /* "1a2b3c4d5e6f7a8b (Piet, professional)" */
+} author_view;
+
+static void member_label(char *out, size_t outlen, const uint8_t device[32], const rights_member *m)
+{
+	char keyhex[17];
+	hex_prefix(keyhex, device);
+	if (m && m->exists)
+		snprintf(out, outlen, "device %s (%s, %s)", keyhex, m->name ? m->name : "?",
+		         rights_role_name(m->role >= 0 ? m->role : m->pending_role));
+	else
+		snprintf(out, outlen, "device %s", keyhex);
+}
+
+static int judge_author(applyctx *a, applying *c, author_view *av, char *why, size_t whylen)
+{
+	const samen_change *ch = &c->it->ch;
+	rights_past p = {c->vv, c->vvlen, c->devno, c->it->ch.seq};
+	const right_op *k;
+	char idhex[17];
+
+	rights_device_at(&a->rl, &p, ch->author, &av->dev);
+	if (!av->dev.known) {
+		member_label(av->label, sizeof(av->label), ch->author, NULL);
+		whyf(why, whylen, "%s is not a member of this plan", av->label);
+		return 1;
+	}
+	rights_member_at(&a->rl, &p, av->dev.member, &av->mem);
+	member_label(av->label, sizeof(av->label), ch->author, &av->mem);
+	if (av->dev.unlinked) {
+		whyf(why, whylen, "%s was unlinked from the plan before this change", av->label);
+		return 1;
+	}
+	if (av->mem.revoked) {
+		whyf(why, whylen, "%s: the member was revoked before this change", av->label);
+		return 1;
+	}
+	if (av->mem.role < 0) {
+		whyf(why, whylen, "%s: adding this professional waits for the client's approval", av->label);
+		return 1;
+	}
+	if ((k = rights_killer(&a->rl, av->dev.member, ch->author, c->devno, ch->seq))) {
+		hex_prefix(idhex, k->change_id);
+		whyf(why, whylen, "%s: %s by change %s, which had not seen this change", av->label,
+		         k->kind == SAMEN_OP_REVOKE ? "the member was revoked" : "the device was unlinked", idhex);
+		return 1;
+	}
+	return 0;
+}
+
+/* The display title of an entity (field 1), for messages. */
+static void entity_label(applyctx *a, int64_t rowid, char *out, size_t outlen)
+{
+	sqlite3_stmt *s = stmt(a->w.r, ST_LABEL_GET);
+	sqlite3_bind_int64(s, 1, rowid);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT)
+		snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(s, 0));
+	else
+		snprintf(out, outlen, "?");
+	sqlite3_reset(s);
+}
+
+/* A reference value [dev, n] in change ch (not nil): its key and n. */
+static bool ref_value(const samen_change *ch, const uint8_t *v, uint32_t len, const uint8_t **key, uint64_t *n,
+                      uint32_t *dev)
+{
+	mpr r;
+	uint64_t d;
+	mpr_init(&r, v, len);
+	if (mpr_array_exact(&r, 2) < 0 || mpr_uint(&r, &d) < 0 || mpr_uint(&r, n) < 0 || d > ch->ndevs)
+		return false;
+	*dev = (uint32_t)d;
+	*key = change_ref_key(ch, *dev);
+	return true;
+}
+
+/* The same for a normalized value [key, n] in the replica. */
+static bool ref_value_norm(const uint8_t *v, uint32_t len, uint8_t key[32], uint64_t *n)
+{
+	mpr r;
+	const uint8_t *k;
+	mpr_init(&r, v, len);
+	if (mpr_array_exact(&r, 2) < 0 || mpr_bin_exact(&r, &k, 32) < 0 || mpr_uint(&r, n) < 0)
+		return false;
+	memcpy(key, k, 32);
+	return true;
+}
+
+/* The area link of a stored entity as seen from c's past: the assignment
+ * with the highest (Lamport, author key) among those in the past. */
+static int linked_in_past(applyctx *a, applying *c, int64_t entity, uint8_t key[32], uint64_t *n, bool *found)
+{
+	sqlite3_stmt *s = stmt(a->w.r, ST_AREALOG_GET);
+	uint64_t best_l = 0;
+	uint32_t best_dev = 0;
+	*found = false;
+	sqlite3_bind_int64(s, 1, entity);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		uint32_t devno = (uint32_t)sqlite3_column_int64(s, 1);
+		uint64_t seq = (uint64_t)sqlite3_column_int64(s, 2), l = (uint64_t)sqlite3_column_int64(s, 3);
+		uint8_t k[32];
+		uint64_t nn;
+		if (vv_at(c->vv, c->vvlen, devno) < seq)
+			continue;
+		if (*found || best_dev) {
+			if (l < best_l || (l == best_l && devno != best_dev &&
+			                   memcmp(a->w.devkeys[devno - 1], a->w.devkeys[best_dev - 1], 32) < 0))
+				continue;
+		}
+		best_l = l;
+		best_dev = devno;
+		if (ref_value_norm(sqlite3_column_blob(s, 0), (uint32_t)sqlite3_column_bytes(s, 0), k, &nn)) {
+			memcpy(key, k, 32);
+			*n = nn;
+			*found = true;
+		} else {
+			*found = false; /* cleared */
+		}
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* The last value this change itself gives field of its own new entity n. */
+static const samen_op *own_set(const samen_change *ch, uint64_t n, uint32_t field)
+{
+	const samen_op *last = NULL;
+	for (uint32_t i = 0; i < ch->nops; i++)
+		if (ch->ops[i].kind == SAMEN_OP_SET && ch->ops[i].dev == 0 && ch->ops[i].n == n &&
+		    ch->ops[i].field == field)
+			last = &ch->ops[i];
+	return last;
+}
+
+/* The life area of entity (key, n) of the given type, as seen by change c
+ * (its past, then its own ops). found = false: it has none. */
+static int area_of(applyctx *a, applying *c, const uint8_t key[32], uint64_t n, uint32_t type, uint8_t akey[32],
+                   uint64_t *an, bool *found, int depth)
+{
+	const samen_change *ch = &c->it->ch;
+	bool via_goal;
+	uint32_t field = area_link_field(type, &via_goal), devno;
+	uint8_t k[32];
+	uint64_t nn;
+	int rc;
+
+	*found = false;
+	if (!field || depth > 2)
+		return 0;
+	if (memcmp(key, ch->author, 32) == 0 && n >= c->ctr_base) {
+		const samen_op *op = own_set(ch, n, field);
+		const uint8_t *rk;
+		uint32_t dev;
+		if (!op || op->value[0] == 0xc0 || !ref_value(ch, op->value, op->value_len, &rk, &nn, &dev))
+			return 0;
+		memcpy(k, rk, 32);
+		*found = true;
+	} else {
+		ent *e;
+		if ((rc = devno_of(&a->w, key, false, &devno)) < 0)
+			return rc;
+		if (!(e = ent_get(a, devno, n, &rc)))
+			return rc;
+		if ((rc = linked_in_past(a, c, e->rowid, k, &nn, found)) < 0)
+			return rc;
+	}
+	if (!*found || !via_goal) {
+		if (*found) {
+			memcpy(akey, k, 32);
+			*an = nn;
+		}
+		return 0;
+	}
+	return area_of(a, c, k, nn, SAMEN_TYPE_GOAL, akey, an, found, depth + 1);
+}
+
+static void area_label(applyctx *a, const uint8_t key[32], uint64_t n, char *out, size_t outlen)
+{
+	uint32_t devno = 0;
+	int rc;
+	ent *e = NULL;
+	if (devno_of(&a->w, key, false, &devno) == 0 && devno)
+		e = ent_get(a, devno, n, &rc);
+	if (e)
+		entity_label(a, e->rowid, out, outlen);
+	else
+		snprintf(out, outlen, "(new)");
+}
+
+/* A professional may touch an entity only when its life area, before and
+ * after the op, is in their scope. */
+static int judge_professional_op(applyctx *a, applying *c, const author_view *av, uint32_t i, char *why,
+                                 size_t whylen)
+{
+	const samen_change *ch = &c->it->ch;
+	const samen_op *op = &ch->ops[i];
+	const type_def *td = schema_type(op->type);
+	const uint8_t *key = op->kind == SAMEN_OP_CREATE ? ch->author : change_ref_key(ch, op->dev);
+	uint64_t n = op->kind == SAMEN_OP_CREATE ? 0 : op->n, an = 0;
+	uint8_t akey[32];
+	char title[256], aname[256];
+	bool found, via_goal;
+	uint32_t field = area_link_field(op->type, &via_goal);
+	int rc;
+
+	if (!field) {
+		whyf(why, whylen, "op %u: %s may not edit a %s: it has no life area, and a professional's rights reach"
+		         " only their life areas", i, av->label, td ? td->name : "entity");
+		return 1;
+	}
+	if (op->kind == SAMEN_OP_CREATE) {
+		/* the new entity (n: its counter) must be placed in scope by this change */
+		uint32_t k = 0;
+		for (uint32_t j = 0; j < i; j++)
+			k += ch->ops[j].kind == SAMEN_OP_CREATE;
+		n = c->ctr_base + k;
+	}
+	if ((rc = area_of(a, c, key, n, op->type, akey, &an, &found, 0)) < 0)
+		return rc;
+	if (op->kind != SAMEN_OP_CREATE && !(memcmp(key, ch->author, 32) == 0 && n >= c->ctr_base)) {
+		/* an existing entity: its area in the past counts too */
+		bool pfound;
+		uint8_t pkey[32];
+		uint64_t pn = 0;
+		uint32_t devno;
+		ent *e = NULL;
+		if ((rc = devno_of(&a->w, key, false, &devno)) < 0)
+			return rc;
+		if (devno && !(e = ent_get(a, devno, n, &rc)) && rc < 0)
+			return rc;
+		snprintf(title, sizeof(title), "?");
+		if (e)
+			entity_label(a, e->rowid, title, sizeof(title));
+		/* area_of looked at the past only: this change's own sets follow */
+		pfound = found;
+		memcpy(pkey, akey, 32);
+		pn = an;
+		if (!pfound || !rights_area_in_scope(&av->mem, pkey, pn)) {
+			if (pfound)
+				area_label(a, pkey, pn, aname, sizeof(aname));
+			if (pfound)
+				whyf(why, whylen, "op %u: %s may not edit %s '%s': life area %s is outside their scope", i,
+				         av->label, td->name, title, aname);
+			else
+				whyf(why, whylen, "op %u: %s may not edit %s '%s': it has no life area in their scope", i,
+				         av->label, td->name, title);
+			return 1;
+		}
+	} else if (!found || !rights_area_in_scope(&av->mem, akey, an)) {
+		if (found)
+			area_label(a, akey, an, aname, sizeof(aname));
+		if (found)
+			whyf(why, whylen, "op %u: %s may not create a %s in life area %s: it is outside their scope", i,
+			         av->label, td->name, aname);
+		else
+			whyf(why, whylen, "op %u: %s may create a %s only with its %s set to one in their scope", i,
+			         av->label, td->name, via_goal ? "goal" : "life area");
+		return 1;
+	}
+	/* a value that moves the entity must move it into the scope */
+	if (op->kind == SAMEN_OP_SET && op->field == field) {
+		const uint8_t *rk;
+		uint32_t dev;
+		uint64_t rn;
+		if (op->value[0] == 0xc0 || !ref_value(ch, op->value, op->value_len, &rk, &rn, &dev)) {
+			whyf(why, whylen, "op %u: %s may not take a %s out of their life areas", i, av->label, td->name);
+			return 1;
+		}
+		if (via_goal) {
+			if ((rc = area_of(a, c, rk, rn, SAMEN_TYPE_GOAL, akey, &an, &found, 1)) < 0)
+				return rc;
+		} else {
+			memcpy(akey, rk, 32);
+			an = rn;
+			found = true;
+		}
+		if (!found || !rights_area_in_scope(&av->mem, akey, an)) {
+			whyf(why, whylen, "op %u: %s may not place a %s outside their life areas", i, av->label, td->name);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void member_name(applyctx *a, const rights_past *p, const uint8_t id[32], char *out, size_t outlen)
+{
+	rights_member m;
+	char hex[17];
+	rights_member_at(&a->rl, p, id, &m);
+	hex_prefix(hex, id);
+	if (m.exists)
+		snprintf(out, outlen, "%s (%s)", m.name ? m.name : hex, rights_role_name(m.role >= 0 ? m.role : m.pending_role));
+	else
+		snprintf(out, outlen, "%s", hex);
+}
+
+/* Grants, revocations, scopes, links, unlinks and approvals: docs/rights.md
+ * is the table this follows. */
+static int judge_rights_op(applyctx *a, applying *c, const author_view *av, uint32_t i, bool genesis, char *why,
+                           size_t whylen)
+{
+	const samen_change *ch = &c->it->ch;
+	const samen_op *op = &ch->ops[i];
+	rights_past p = {c->vv, c->vvlen, c->devno, c->it->ch.seq};
+	rights_member t;
+	rights_device d;
+	int role = av->mem.role, trole;
+	bool self;
+	char tname[300], hex[17];
+	int rc;
+
+	switch (op->kind) {
+	case SAMEN_OP_MEMBER_ADD:
+		if (genesis) {
+			if (i != 1 || memcmp(op->key, ch->author, 32) != 0 || op->role > SAMEN_ROLE_COORDINATOR) {
+				whyf(why, whylen, "op %u: the genesis may only say whether its creator is the client or a"
+				         " coordinator", i);
+				return 1;
+			}
+			return 0;
+		}
+		if (role > SAMEN_ROLE_COORDINATOR) {
+			whyf(why, whylen, "op %u: %s may not add members", i, av->label);
+			return 1;
+		}
+		if (op->role == SAMEN_ROLE_CLIENT) {
+			whyf(why, whylen, "op %u: nobody can be added as client: the plan names its client", i);
+			return 1;
+		}
+		if ((int)op->role < role) {
+			whyf(why, whylen, "op %u: %s may not grant the role %s: a grant never exceeds the granter's own rights",
+			         i, av->label, rights_role_name((int)op->role));
+			return 1;
+		}
+		if (memcmp(op->key, av->dev.member, 32) == 0 || memcmp(op->key, ch->author, 32) == 0) {
+			whyf(why, whylen, "op %u: %s may not change their own role", i, av->label);
+			return 1;
+		}
+		rights_device_at(&a->rl, &p, op->key, &d);
+		if (d.known && memcmp(d.member, op->key, 32) != 0) {
+			hex_prefix(hex, op->key);
+			whyf(why, whylen, "op %u: device %s already belongs to another member", i, hex);
+			return 1;
+		}
+		rights_member_at(&a->rl, &p, op->key, &t);
+		member_name(a, &p, op->key, tname, sizeof(tname));
+		if (t.exists && t.revoked) {
+			whyf(why, whylen, "op %u: member %s was revoked; add them again with another device", i, tname);
+			return 1;
+		}
+		trole = t.role >= 0 ? t.role : t.pending_role;
+		if (t.exists && role != SAMEN_ROLE_CLIENT && trole <= role) {
+			whyf(why, whylen, "op %u: %s may not change the role of %s", i, av->label, tname);
+			return 1;
+		}
+		return 0;
+	case SAMEN_OP_REVOKE:
+		if (memcmp(op->key, RIGHTS_CLIENT_ID, 32) == 0) {
+			whyf(why, whylen, "op %u: the client cannot be removed from their own plan", i);
+			return 1;
+		}
+		rights_member_at(&a->rl, &p, op->key, &t);
+		member_name(a, &p, op->key, tname, sizeof(tname));
+		if (!t.exists || t.revoked) {
+			whyf(why, whylen, "op %u: %s is not a member of this plan", i, tname);
+			return 1;
+		}
+		self = memcmp(op->key, av->dev.member, 32) == 0;
+		trole = t.role >= 0 ? t.role : t.pending_role;
+		if (!self && !(role <= SAMEN_ROLE_COORDINATOR && role < trole)) {
+			whyf(why, whylen, "op %u: %s may not revoke %s", i, av->label, tname);
+			return 1;
+		}
+		return 0;
+	case SAMEN_OP_SCOPE:
+		if (role > SAMEN_ROLE_COORDINATOR) {
+			whyf(why, whylen, "op %u: %s may not change a professional's life areas", i, av->label);
+			return 1;
+		}
+		rights_member_at(&a->rl, &p, op->key, &t);
+		member_name(a, &p, op->key, tname, sizeof(tname));
+		/* a professional added by this very change may get a scope in it */
+		for (uint32_t k = 0; k < i && !t.exists; k++)
+			if (ch->ops[k].kind == SAMEN_OP_MEMBER_ADD && memcmp(ch->ops[k].key, op->key, 32) == 0 &&
+			    ch->ops[k].role == SAMEN_ROLE_PROFESSIONAL) {
+				t.exists = true;
+				t.role = SAMEN_ROLE_PROFESSIONAL;
+			}
+		if (!t.exists || t.revoked ||
+		    (t.role != SAMEN_ROLE_PROFESSIONAL && t.pending_role != SAMEN_ROLE_PROFESSIONAL)) {
+			whyf(why, whylen, "op %u: %s is not a professional of this plan", i, tname);
+			return 1;
+		}
+		{
+			mpr r;
+			uint64_t dv, n;
+			uint32_t count, ttype;
+			ent *e;
+			char opwhy[256];
+			mpr_init(&r, op->value, op->value_len);
+			mpr_array(&r, &count, SAMEN_MAX_REFS);
+			for (uint32_t k = 0; k < count; k++) {
+				mpr_array_exact(&r, 2);
+				mpr_uint(&r, &dv);
+				mpr_uint(&r, &n);
+				if ((rc = resolve_entity(a, c, (uint32_t)dv, n, 0, &ttype, &e, opwhy, sizeof(opwhy))) != 0) {
+					if (rc > 0)
+						whyf(why, whylen, "op %u: scope %s", i, opwhy);
+					return rc;
+				}
+				if (ttype != SAMEN_TYPE_AREA) {
+					whyf(why, whylen, "op %u: a scope lists life areas only", i);
+					return 1;
+				}
+			}
+		}
+		return 0;
+	case SAMEN_OP_LINK:
+		rights_member_at(&a->rl, &p, op->key, &t);
+		member_name(a, &p, op->key, tname, sizeof(tname));
+		if (!t.exists || t.revoked) {
+			whyf(why, whylen, "op %u: %s is not a member of this plan", i, tname);
+			return 1;
+		}
+		self = memcmp(op->key, av->dev.member, 32) == 0;
+		if (!(self || role == SAMEN_ROLE_CLIENT ||
+		      (role == SAMEN_ROLE_COORDINATOR && (memcmp(op->key, RIGHTS_CLIENT_ID, 32) != 0 ||
+		                                          !rights_client_has_device(&a->rl, &p))))) {
+			whyf(why, whylen, "op %u: %s may not link a device to %s", i, av->label, tname);
+			return 1;
+		}
+		rights_device_at(&a->rl, &p, op->key2, &d);
+		if (d.known) {
+			hex_prefix(hex, op->key2);
+			whyf(why, whylen, "op %u: device %s is already linked to this plan", i, hex);
+			return 1;
+		}
+		return 0;
+	case SAMEN_OP_UNLINK:
+		rights_device_at(&a->rl, &p, op->key, &d);
+		hex_prefix(hex, op->key);
+		if (!d.known || d.unlinked) {
+			whyf(why, whylen, "op %u: device %s is not linked to this plan", i, hex);
+			return 1;
+		}
+		if (!(memcmp(d.member, av->dev.member, 32) == 0 || role <= SAMEN_ROLE_COORDINATOR)) {
+			whyf(why, whylen, "op %u: %s may not unlink device %s of another member", i, av->label, hex);
+			return 1;
+		}
+		return 0;
+	case SAMEN_OP_APPROVE: {
+		cinfo *x = info_get(&a->w, op->key, &rc);
+		hex_prefix(hex, op->key);
+		if (rc < 0)
+			return rc;
+		if (!x || vv_at(c->vv, c->vvlen, x->devno) < x->seq || !rights_needs_approval(&a->rl, op->key)) {
+			whyf(why, whylen, "op %u: change %s is not an accepted addition of a professional or change of"
+			         " scope in this change's past", i, hex);
+			return 1;
+		}
+		if (op->role == 0 && role != SAMEN_ROLE_CLIENT) {
+			whyf(why, whylen, "op %u: %s may not approve for the client (a coordinator records the client's"
+			         " consent instead)", i, av->label);
+			return 1;
+		}
+		if (op->role == 1 && role != SAMEN_ROLE_COORDINATOR) {
+			whyf(why, whylen, "op %u: only a coordinator records the client's consent; %s", i,
+			         role == SAMEN_ROLE_CLIENT ? "the client approves directly" : "this author is none");
+			return 1;
+		}
+		return 0;
+	}
+	}
+	return 0;
 }
 
 /* The validation stage: decides the verdict of one change against its causal
@@ -1453,36 +2117,60 @@ static bool is_member(applyctx *a, applying *c, int *rc)
 static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why, size_t whylen)
 {
 	const samen_change *ch = &c->it->ch;
-	char keyhex[17], opwhy[256];
+	char opwhy[256];
 	uint32_t creates = 0, type;
+	author_view av;
+	bool genesis;
 	ent *e;
 	int rc;
 
-	hex_prefix(keyhex, ch->author);
 	for (uint32_t i = 0; i < ch->nops; i++) {
 		const samen_op *op = &ch->ops[i];
 		if (op->kind == SAMEN_OP_PLAN) {
 			uint8_t pid[16];
 			change_plan_id(pid, ch->author, op->key);
 			if (i != 0 || ch->seq != 1 || memcmp(pid, plan, 16) != 0 || a->has_creator) {
-				snprintf(why, whylen, "op %u: only the plan's creator can start the plan, once", i);
+				whyf(why, whylen, "op %u: only the plan's creator can start the plan, once", i);
 				return 1;
 			}
 			if (op->str_len == 0 || !schema_text_printable(op->str, op->str_len, 0)) {
-				snprintf(why, whylen, "op %u: the client's name must be one line without control characters", i);
+				whyf(why, whylen, "op %u: the client's name must be one line without control characters", i);
 				return 1;
 			}
 		}
 	}
-	if (!(ch->nops && ch->ops[0].kind == SAMEN_OP_PLAN)) {
-		bool member = is_member(a, c, &rc);
-		if (rc < 0)
-			return rc;
-		if (!member) {
-			snprintf(why, whylen, "device %s is not a member of this plan", keyhex);
+	genesis = ch->nops && ch->ops[0].kind == SAMEN_OP_PLAN;
+	{
+		/* every accepted rights op is scanned for every later change: a
+		 * change may hold only a few */
+		uint32_t nrights = 0;
+		for (uint32_t i = 0; i < ch->nops; i++)
+			nrights += is_right_op(ch->ops[i].kind);
+		if (nrights > RIGHTS_MAX_OPS_PER_CHANGE) {
+			whyf(why, whylen, "a change holds at most %u grants, revocations, scopes, links, unlinks and"
+			     " approvals (this one holds %u)", RIGHTS_MAX_OPS_PER_CHANGE, nrights);
 			return 1;
 		}
 	}
+	memset(&av, 0, sizeof(av));
+	if (!genesis) {
+		if ((rc = judge_author(a, c, &av, why, whylen)) != 0)
+			return rc;
+		if (av.mem.role == SAMEN_ROLE_OBSERVER) {
+			whyf(why, whylen, "%s: an observer reads the plan but may not change it", av.label);
+			return 1;
+		}
+		memcpy(c->author_member, av.dev.member, 32);
+	} else {
+		/* the genesis may say, as op 1, that the creator is the client */
+		bool as_client = ch->nops > 1 && ch->ops[1].kind == SAMEN_OP_MEMBER_ADD &&
+		                 ch->ops[1].role == SAMEN_ROLE_CLIENT;
+		av.mem.exists = true;
+		av.mem.role = as_client ? SAMEN_ROLE_CLIENT : SAMEN_ROLE_COORDINATOR;
+		memcpy(c->author_member, as_client ? RIGHTS_CLIENT_ID : ch->author, 32);
+		member_label(av.label, sizeof(av.label), ch->author, NULL);
+	}
+	c->author_role = av.mem.role;
 	for (uint32_t i = 0; i < ch->nops; i++) {
 		const samen_op *op = &ch->ops[i];
 		const type_def *td;
@@ -1490,35 +2178,41 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 		switch (op->kind) {
 		case SAMEN_OP_CREATE:
 			if (!schema_type(op->type)) {
-				snprintf(why, whylen, "op %u: unknown entity type %u", i, op->type);
+				whyf(why, whylen, "op %u: unknown entity type %u", i, op->type);
 				return 1;
 			}
 			c->create_types[creates++] = op->type;
+			if (av.mem.role == SAMEN_ROLE_PROFESSIONAL &&
+			    (rc = judge_professional_op(a, c, &av, i, why, whylen)) != 0)
+				return rc;
 			break;
 		case SAMEN_OP_SET:
 		case SAMEN_OP_DELETE:
 			if ((rc = resolve_entity(a, c, op->dev, op->n, creates, &type, &e, opwhy, sizeof(opwhy))) != 0) {
 				if (rc > 0)
-					snprintf(why, whylen, "op %u %s", i, opwhy);
+					whyf(why, whylen, "op %u %s", i, opwhy);
 				return rc;
 			}
 			if (op->type != type) {
-				snprintf(why, whylen, "op %u: the entity is of type %s, not %s", i, schema_type(type)->name,
+				whyf(why, whylen, "op %u: the entity is of type %s, not %s", i, schema_type(type)->name,
 				         schema_type(op->type) ? schema_type(op->type)->name : "known type");
 				return 1;
 			}
 			/* remembered for apply_ops(), which need not look again */
 			c->op_ent[i] = e ? (int64_t)(e - a->ents) : -1;
 			c->op_type[i] = type;
+			if (av.mem.role == SAMEN_ROLE_PROFESSIONAL &&
+			    (rc = judge_professional_op(a, c, &av, i, why, whylen)) != 0)
+				return rc;
 			if (op->kind == SAMEN_OP_DELETE)
 				break;
 			td = schema_type(type);
 			if (!(f = schema_field(td, op->field))) {
-				snprintf(why, whylen, "op %u: a %s has no field %u", i, td->name, op->field);
+				whyf(why, whylen, "op %u: a %s has no field %u", i, td->name, op->field);
 				return 1;
 			}
 			if (schema_check_value(f, op->value, op->value_len, ch->ndevs, opwhy, sizeof(opwhy)) != 0) {
-				snprintf(why, whylen, "op %u: %s", i, opwhy);
+				whyf(why, whylen, "op %u: %s", i, opwhy);
 				return 1;
 			}
 			if ((f->kind == FIELD_REF || f->kind == FIELD_REFS) && op->value[0] != 0xc0) {
@@ -1535,11 +2229,11 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 					if ((rc = resolve_entity(a, c, (uint32_t)d, n, creates, &ttype, &e, opwhy,
 					                         sizeof(opwhy))) != 0) {
 						if (rc > 0)
-							snprintf(why, whylen, "op %u: %s %s", i, f->name, opwhy);
+							whyf(why, whylen, "op %u: %s %s", i, f->name, opwhy);
 						return rc;
 					}
 					if (ttype != f->ref_type) {
-						snprintf(why, whylen, "op %u: %s must refer to a %s", i, f->name,
+						whyf(why, whylen, "op %u: %s must refer to a %s", i, f->name,
 						         schema_type(f->ref_type)->name);
 						return 1;
 					}
@@ -1550,13 +2244,27 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 			break;
 		case SAMEN_OP_MEMBER_ADD:
 			if (op->role > 4) {
-				snprintf(why, whylen, "op %u: unknown role %u", i, (unsigned)op->role);
+				whyf(why, whylen, "op %u: unknown role %u", i, (unsigned)op->role);
 				return 1;
 			}
 			if (op->str_len == 0 || !schema_text_printable(op->str, op->str_len, 0)) {
-				snprintf(why, whylen, "op %u: a member needs a name without control characters", i);
+				whyf(why, whylen, "op %u: a member needs a name without control characters", i);
 				return 1;
 			}
+			if ((rc = judge_rights_op(a, c, &av, i, genesis, why, whylen)) != 0)
+				return rc;
+			break;
+		case SAMEN_OP_REVOKE:
+		case SAMEN_OP_SCOPE:
+		case SAMEN_OP_LINK:
+		case SAMEN_OP_UNLINK:
+		case SAMEN_OP_APPROVE:
+			if (genesis) {
+				whyf(why, whylen, "op %u: the genesis holds no grants but the creator's own role", i);
+				return 1;
+			}
+			if ((rc = judge_rights_op(a, c, &av, i, genesis, why, whylen)) != 0)
+				return rc;
 			break;
 		}
 	}
@@ -1620,6 +2328,82 @@ static int note_removed(applyctx *a, const reg *g, const live_value *lv)
 	a->removed[a->nremoved].op = lv->op;
 	a->nremoved++;
 	return 0;
+}
+
+static int apply_genesis(applyctx *a, applying *c)
+{
+	const samen_change *ch = &c->it->ch;
+	const samen_op *op = &ch->ops[0];
+	char role[4];
+	int rc;
+	snprintf(role, sizeof(role), "%d", c->author_role);
+	memcpy(a->creator, ch->author, 32);
+	a->has_creator = true;
+	if ((rc = meta_set(a->w.r, "creator", ch->author, 32, 0)) < 0 ||
+	    (rc = meta_set(a->w.r, "client", op->str, (int)op->str_len, 1)) < 0 ||
+	    (rc = meta_set(a->w.r, "lang", op->str2, (int)op->str2_len, 1)) < 0 ||
+	    (rc = meta_set(a->w.r, "creator_role", role, -1, 1)) < 0 ||
+	    (rc = meta_set(a->w.r, "creator_name", ch->name, (int)ch->name_len, 1)) < 0)
+		return rc;
+	return rights_set_genesis(&a->rl, ch->author, c->author_role, ch->name, ch->name_len, op->str, op->str_len);
+}
+
+static bool is_pinned(const applyctx *a, int64_t change, uint32_t op)
+{
+	for (size_t i = 0; i < a->npinned; i++)
+		if (a->pinned[i].change == change && a->pinned[i].op == op)
+			return true;
+	return false;
+}
+
+static bool is_banned(const applyctx *a, int64_t change, uint32_t op)
+{
+	for (size_t i = 0; i < a->nbanned; i++)
+		if (a->banned[i][0] == change && a->banned[i][1] == (int64_t)op)
+			return true;
+	return false;
+}
+
+/* An accepted rights op: into the rights table and the in-memory log. */
+static int apply_right(applyctx *a, applying *c, uint32_t i)
+{
+	const samen_change *ch = &c->it->ch;
+	right_op o;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = right_from_op(&o, ch, i, c->it->id, c->rowid, c->devno, c->vv, c->vvlen)) < 0)
+		goto cleanup;
+	memcpy(o.author_member, c->author_member, 32);
+	o.author_role = c->author_role;
+	o.effective = !is_banned(a, c->rowid, i);
+	s = stmt(a->w.r, ST_RIGHT_INSERT);
+	sqlite3_bind_int64(s, 1, c->rowid);
+	sqlite3_bind_int64(s, 2, i);
+	sqlite3_bind_int(s, 3, o.effective);
+	sqlite3_bind_blob(s, 4, o.author_member, 32, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, o.author_role);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_error(a->w.r, "storing a grant");
+		goto cleanup;
+	}
+	/* a pinned kill is in the log from the start of the replay pass */
+	if (!(a->replaying && is_pinned(a, c->rowid, i)))
+		rc = rights_add(&a->rl, &o);
+cleanup:
+	free(o.name);
+	free(o.areas);
+	return rc;
+}
+
+static int arealog_add(applyctx *a, int64_t entity, int64_t change, uint32_t op, const uint8_t *val, uint32_t len)
+{
+	sqlite3_stmt *s = stmt(a->w.r, ST_AREALOG_INSERT);
+	sqlite3_bind_int64(s, 1, entity);
+	sqlite3_bind_int64(s, 2, change);
+	sqlite3_bind_int64(s, 3, op);
+	sqlite3_bind_blob(s, 4, val, (int)len, SQLITE_STATIC);
+	return sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(a->w.r, "storing a life area");
 }
 
 static int apply_ops(applyctx *a, applying *c)
@@ -1692,35 +2476,175 @@ static int apply_ops(applyctx *a, applying *c)
 				return rc;
 			g->n++;
 			g->dirty = true;
+			{
+				bool via_goal;
+				if (op->field == area_link_field(type, &via_goal) &&
+				    (rc = arealog_add(a, e->rowid, c->rowid, i, lv->val, lv->len)) < 0)
+					return rc;
+			}
 			break;
 		}
 		case SAMEN_OP_PLAN:
-			memcpy(a->creator, ch->author, 32);
-			a->has_creator = true;
-			if ((rc = meta_set(a->w.r, "creator", ch->author, 32, 0)) < 0 ||
-			    (rc = meta_set(a->w.r, "client", op->str, (int)op->str_len, 1)) < 0 ||
-			    (rc = meta_set(a->w.r, "lang", op->str2, (int)op->str2_len, 1)) < 0)
+			if ((rc = apply_genesis(a, c)) < 0)
 				return rc;
 			break;
 		case SAMEN_OP_MEMBER_ADD:
-			s = stmt(a->w.r, ST_MEMBER_INSERT);
-			sqlite3_bind_blob(s, 1, op->key, 32, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 2, c->rowid);
-			sqlite3_bind_text(s, 3, op->str, (int)op->str_len, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 4, (sqlite3_int64)op->role);
-			if (sqlite3_step(s) != SQLITE_DONE)
-				return db_error(a->w.r, "adding member");
+		case SAMEN_OP_REVOKE:
+		case SAMEN_OP_SCOPE:
+		case SAMEN_OP_LINK:
+		case SAMEN_OP_UNLINK:
+		case SAMEN_OP_APPROVE:
+			if (ch->ops[0].kind == SAMEN_OP_PLAN) /* the creator's role: part of the genesis */
+				break;
+			if ((rc = apply_right(a, c, i)) < 0)
+				return rc;
 			break;
 		}
 	}
 	return 0;
 }
 
+/* Devices that may act for member m: its first device, linked ones, and
+ * the creator when the genesis made them m. */
+static bool device_of_member(const rights_log *L, const uint8_t m[32], size_t *cursor, const uint8_t **key)
+{
+	if (*cursor == 0) {
+		(*cursor)++;
+		if (L->has_genesis && memcmp(m, L->creator_role == SAMEN_ROLE_CLIENT ? RIGHTS_CLIENT_ID : L->creator, 32) == 0) {
+			*key = L->creator;
+			return true;
+		}
+	}
+	while (*cursor - 1 < L->n) {
+		const right_op *o = &L->ops[*cursor - 1];
+		(*cursor)++;
+		if (o->kind == SAMEN_OP_MEMBER_ADD && memcmp(o->key, m, 32) == 0) {
+			*key = o->key;
+			return true;
+		}
+		if (o->kind == SAMEN_OP_LINK && memcmp(o->key, m, 32) == 0) {
+			*key = o->key2;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int pin_kill(applyctx *a, const right_op *o)
+{
+	right_op *p;
+	if (a->npinned == a->cappinned) {
+		size_t nc = a->cappinned ? a->cappinned * 2 : 8;
+		void *q = realloc(a->pinned, nc * sizeof(*a->pinned));
+		if (!q)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		a->pinned = q;
+		a->cappinned = nc;
+	}
+	p = &a->pinned[a->npinned];
+	*p = *o;
+	p->name = NULL;
+	p->areas = NULL;
+	if (!(p->vv = malloc((o->vvlen ? o->vvlen : 1) * sizeof(uint64_t))))
+		return samen_error_set(SAMEN_ENOMEM, "out of memory");
+	if (o->vvlen)
+		memcpy(p->vv, o->vv, o->vvlen * sizeof(uint64_t));
+	a->npinned++;
+	return 0;
+}
+
+/* Did an accepted device of the target make a change this revocation or
+ * unlink had not seen, and which was judged before it? Then the verdicts
+ * so far are wrong: the replica is replayed (or, inside a replay, the
+ * kill is pinned and the pass starts over). */
+static int check_kills(applyctx *a, applying *c)
+{
+	const samen_change *ch = &c->it->ch;
+	int rc;
+	for (uint32_t i = 0; i < ch->nops; i++) {
+		const samen_op *op = &ch->ops[i];
+		const uint8_t *dkey;
+		size_t cursor = 0;
+		bool hit = false;
+		const right_op *o = NULL;
+		if (op->kind != SAMEN_OP_REVOKE && op->kind != SAMEN_OP_UNLINK)
+			continue;
+		if (is_banned(a, c->rowid, i) || (a->replaying && is_pinned(a, c->rowid, i)))
+			continue;
+		for (;;) {
+			uint32_t devno;
+			sqlite3_stmt *s;
+			if (op->kind == SAMEN_OP_UNLINK) {
+				if (cursor++)
+					break;
+				dkey = op->key;
+			} else if (!device_of_member(&a->rl, op->key, &cursor, &dkey)) {
+				break;
+			}
+			if ((rc = devno_of(&a->w, dkey, false, &devno)) < 0)
+				return rc;
+			if (!devno)
+				continue;
+			s = stmt(a->w.r, ST_LATER_ACCEPTED);
+			sqlite3_bind_int64(s, 1, devno);
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)vv_at(c->vv, c->vvlen, devno));
+			sqlite3_bind_int64(s, 3, c->rowid);
+			hit = sqlite3_step(s) == SQLITE_ROW;
+			sqlite3_reset(s);
+			if (hit)
+				break;
+		}
+		if (!hit)
+			continue;
+		if (!a->replaying) {
+			a->need_replay = true;
+			continue;
+		}
+		for (size_t k = 0; k < a->rl.n && !o; k++)
+			if (a->rl.ops[k].change == c->rowid && a->rl.ops[k].op == i)
+				o = &a->rl.ops[k];
+		if (o && (rc = pin_kill(a, o)) < 0)
+			return rc;
+		a->restart = true;
+		return 0;
+	}
+	return 0;
+}
+
+static int store_verdict(applyctx *a, int64_t rowid, int verdict, const char *why)
+{
+	sqlite3_stmt *s = stmt(a->w.r, ST_VERDICT_SET);
+	sqlite3_bind_int(s, 1, verdict);
+	if (verdict)
+		sqlite3_bind_null(s, 2);
+	else
+		sqlite3_bind_text(s, 2, why, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, rowid);
+	return sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(a->w.r, "storing a verdict");
+}
+
+/* Judge one change against its past and, when accepted, apply its ops. */
+static int judge_and_apply(applyctx *a, applying *c, cinfo *ci, uint8_t plan[16])
+{
+	char why[512] = "";
+	int rc = validate_change(a, c, plan, why, sizeof(why));
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		return store_verdict(a, c->rowid, 0, why);
+	if (ci)
+		ci->accepted = true;
+	if ((rc = apply_ops(a, c)) < 0)
+		return rc;
+	if (a->replaying && (rc = store_verdict(a, c->rowid, 1, NULL)) < 0)
+		return rc;
+	return check_kills(a, c);
+}
+
 static int apply_one(applyctx *a, ingest_batch *b, ingest_item *it, uint8_t plan[16])
 {
 	applying c;
 	cinfo *pi, *ci;
-	char why[512] = "";
 	int rc = 0, verdict;
 	sqlite3_stmt *s;
 
@@ -1822,25 +2746,7 @@ static int apply_one(applyctx *a, ingest_batch *b, ingest_item *it, uint8_t plan
 		goto cleanup;
 	}
 
-	if ((rc = validate_change(a, &c, plan, why, sizeof(why))) < 0)
-		goto cleanup;
-	if (rc == 0) {
-		ci->accepted = true;
-		rc = apply_ops(a, &c);
-	} else {
-		sqlite3_stmt *u = NULL;
-		rc = 0;
-		if (sqlite3_prepare_v2(a->w.r->db, "UPDATE changes SET verdict = 0, reason = ? WHERE rowid = ?", -1, &u,
-		                       NULL) != SQLITE_OK) {
-			rc = db_error(a->w.r, "storing a verdict");
-			goto cleanup;
-		}
-		sqlite3_bind_text(u, 1, why, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(u, 2, c.rowid);
-		if (sqlite3_step(u) != SQLITE_DONE)
-			rc = db_error(a->w.r, "storing a verdict");
-		sqlite3_finalize(u);
-	}
+	rc = judge_and_apply(a, &c, ci, plan);
 	(void)b;
 cleanup:
 	free(c.vv);
@@ -1848,6 +2754,218 @@ cleanup:
 	free(c.devnos);
 	free(c.op_ent);
 	free(c.op_type);
+	return rc;
+}
+
+/* --- replay: a late revocation re-decides every verdict ------------------ */
+
+/* Forget everything derived from verdicts; structure (changes, vv, heads,
+ * pending, evidence) stays. */
+static int replay_reset(applyctx *a)
+{
+	static const char sql[] =
+		"DELETE FROM entities; DELETE FROM fields; DELETE FROM rights; DELETE FROM arealog;"
+		"UPDATE changes SET verdict = -1, reason = NULL;"
+		"DELETE FROM meta WHERE key IN ('creator','client','lang','creator_role','creator_name');";
+	for (size_t i = 0; i < a->nregs; i++) {
+		for (uint32_t k = 0; k < a->regs[i].n; k++)
+			if (a->regs[i].vals[k].owned)
+				free((void *)a->regs[i].vals[k].val);
+		free(a->regs[i].vals);
+	}
+	a->nregs = a->nents = a->nremoved = 0;
+	a->preloaded = false;
+	hmap_clear(&a->regidx);
+	hmap_clear(&a->entidx);
+	rights_reset(&a->rl);
+	a->has_creator = false;
+	for (size_t i = 0; i < a->npinned; i++) {
+		int rc = rights_add(&a->rl, &a->pinned[i]);
+		if (rc < 0)
+			return rc;
+	}
+	if (sqlite3_exec(a->w.r->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "replaying");
+	return 0;
+}
+
+/* One change from the changes table, judged again. Its bytes must outlive
+ * the pass (values point into them), so the caller keeps them. */
+static int replay_one(applyctx *a, sqlite3_stmt *q, ingest_item *it, uint8_t plan[16])
+{
+	applying c;
+	int rc;
+	uint64_t ctr_end = (uint64_t)sqlite3_column_int64(q, 4);
+
+	memset(&c, 0, sizeof(c));
+	c.it = it;
+	c.rowid = sqlite3_column_int64(q, 0);
+	c.devno = (uint32_t)sqlite3_column_int64(q, 3);
+	c.vvlen = (uint32_t)(sqlite3_column_bytes(q, 5) / 8);
+	c.vv = calloc(c.vvlen ? c.vvlen : 1, 8);
+	c.create_types = calloc(it->ch.ncreates + 1, sizeof(uint32_t));
+	c.devnos = calloc(it->ch.ndevs + 1, sizeof(uint32_t));
+	c.op_ent = calloc(it->ch.nops + 1, sizeof(int64_t));
+	c.op_type = calloc(it->ch.nops + 1, sizeof(uint32_t));
+	if (!c.vv || !c.create_types || !c.devnos || !c.op_ent || !c.op_type) {
+		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if (c.vvlen)
+		memcpy(c.vv, sqlite3_column_blob(q, 5), (size_t)c.vvlen * 8);
+	c.ctr_base = ctr_end - it->ch.ncreates;
+	c.devnos[0] = c.devno;
+	for (uint32_t d = 0; d < it->ch.ndevs; d++)
+		if ((rc = devno_of(&a->w, change_dev(&it->ch, d), false, &c.devnos[d + 1])) < 0)
+			goto cleanup;
+	rc = judge_and_apply(a, &c, NULL, plan);
+cleanup:
+	free(c.vv);
+	free(c.create_types);
+	free(c.devnos);
+	free(c.op_ent);
+	free(c.op_type);
+	return rc;
+}
+
+/* Every change again, in (Lamport, id) order: a topological order, the
+ * same on every replica. */
+static int replay_pass(applyctx *a, uint8_t plan[16])
+{
+	sqlite3_stmt *q = NULL;
+	ingest_item *items = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if ((rc = replay_reset(a)) < 0)
+		return rc;
+	if (sqlite3_prepare_v2(a->w.r->db, "SELECT rowid, id, body, devno, ctr_end, vv FROM changes ORDER BY lamport, id",
+	                       -1, &q, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "replaying");
+	while (rc == 0 && !a->restart && sqlite3_step(q) == SQLITE_ROW) {
+		ingest_item *it;
+		size_t len = (size_t)sqlite3_column_bytes(q, 2);
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			void *p = realloc(items, nc * sizeof(*items));
+			if (!p) {
+				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				break;
+			}
+			items = p;
+			cap = nc;
+		}
+		it = &items[n];
+		memset(it, 0, sizeof(*it));
+		if (!(it->bytes = malloc(len ? len : 1))) {
+			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+			break;
+		}
+		memcpy(it->bytes, sqlite3_column_blob(q, 2), len);
+		it->len = len;
+		memcpy(it->id, sqlite3_column_blob(q, 1), 32);
+		if (change_decode(&it->ch, it->bytes, len) < 0) {
+			free(it->bytes);
+			rc = samen_error_set(SAMEN_ECORRUPT, "replica: a stored change does not decode (run samen rebuild)");
+			break;
+		}
+		n++;
+		rc = replay_one(a, q, it, plan);
+	}
+	sqlite3_finalize(q);
+	if (rc == 0 && !a->restart)
+		rc = flush_regs(a);
+	/* the next pass (or the caller) starts from clean caches: values must
+	 * not point into the bytes freed here */
+	for (size_t i = 0; i < a->nregs; i++)
+		for (uint32_t k = 0; k < a->regs[i].n; k++)
+			if (!a->regs[i].vals[k].owned)
+				a->regs[i].vals[k].val = NULL;
+	for (size_t i = 0; i < n; i++) {
+		change_clear(&items[i].ch);
+		free(items[i].bytes);
+	}
+	free(items);
+	return rc;
+}
+
+/* A pinned kill whose own change ended up rejected never takes effect
+ * (banned), and the pass starts over; each kill is pinned and banned at
+ * most once, so this ends. */
+static int ban_rejected_pins(applyctx *a)
+{
+	for (size_t i = 0; i < a->npinned; i++) {
+		sqlite3_stmt *s = NULL;
+		int verdict = 1;
+		if (sqlite3_prepare_v2(a->w.r->db, "SELECT verdict FROM changes WHERE rowid = ?", -1, &s, NULL) != SQLITE_OK)
+			return db_error(a->w.r, "replaying");
+		sqlite3_bind_int64(s, 1, a->pinned[i].change);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			verdict = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+		if (verdict == 1)
+			continue;
+		if (a->nbanned == a->capbanned) {
+			size_t nc = a->capbanned ? a->capbanned * 2 : 8;
+			void *p = realloc(a->banned, nc * sizeof(*a->banned));
+			if (!p)
+				return samen_error_set(SAMEN_ENOMEM, "out of memory");
+			a->banned = p;
+			a->capbanned = nc;
+		}
+		a->banned[a->nbanned][0] = a->pinned[i].change;
+		a->banned[a->nbanned][1] = a->pinned[i].op;
+		a->nbanned++;
+		free(a->pinned[i].vv);
+		a->pinned[i--] = a->pinned[--a->npinned];
+		a->restart = true;
+	}
+	return 0;
+}
+
+/* How many verdicts a replay changed: the old ones wait in a temporary
+ * table (local to this connection, gone at the end). */
+static int count_rejudged(applyctx *a, bool before, size_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	if (before)
+		return sqlite3_exec(a->w.r->db, "DROP TABLE IF EXISTS temp.replay_old;"
+		                    "CREATE TEMP TABLE replay_old(rowid INTEGER PRIMARY KEY, verdict INTEGER);"
+		                    "INSERT INTO replay_old SELECT rowid, verdict FROM changes;", NULL, NULL, NULL) == SQLITE_OK
+		       ? 0 : db_error(a->w.r, "replaying");
+	if (sqlite3_prepare_v2(a->w.r->db, "SELECT count(*) FROM changes c JOIN temp.replay_old o ON o.rowid = c.rowid"
+	                       " WHERE o.verdict <> c.verdict", -1, &s, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "replaying");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*out += (size_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_exec(a->w.r->db, "DROP TABLE IF EXISTS temp.replay_old", NULL, NULL, NULL);
+	return 0;
+}
+
+static int replay_all(applyctx *a, uint8_t plan[16])
+{
+	int rc = 0;
+	a->replaying = true;
+	a->npinned = a->nbanned = 0;
+	for (unsigned pass = 0;; pass++) {
+		if (pass > 2 * a->rl.n + 1000) {
+			rc = samen_error_set(SAMEN_ERROR, "internal: replaying the verdicts does not settle");
+			break;
+		}
+		a->restart = false;
+		if ((rc = replay_pass(a, plan)) < 0)
+			break;
+		if (!a->restart && (rc = ban_rejected_pins(a)) < 0)
+			break;
+		if (!a->restart)
+			break;
+	}
+	for (size_t i = 0; i < a->npinned; i++)
+		free(a->pinned[i].vv);
+	a->npinned = a->nbanned = 0;
+	a->replaying = false;
+	a->need_replay = false;
 	return rc;
 }
 
@@ -1887,6 +3005,8 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 	if (rc < 0)
 		goto fail;
 	a.has_creator = rc == 1;
+	if ((rc = load_rights(&a)) < 0)
+		goto fail;
 	{
 		/* a batch that sets many fields gets every register in one scan */
 		uint64_t sets = 0;
@@ -1899,6 +3019,9 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 		if ((rc = apply_one(&a, b, &b->items[b->order[i]], plan)) < 0)
 			goto fail;
 	if ((rc = flush_regs(&a)) < 0)
+		goto fail;
+	if (a.need_replay && ((rc = count_rejudged(&a, true, NULL)) < 0 || (rc = replay_all(&a, plan)) < 0 ||
+	                      (rc = count_rejudged(&a, false, &b->nrejudged)) < 0))
 		goto fail;
 	{
 		sqlite3_stmt *q = NULL;
@@ -1984,7 +3107,176 @@ fail:
 	return rc;
 }
 
+/* --- rights for queries -------------------------------------------------------- */
+
+int replica_rights_load(replica *r, rights_log *out)
+{
+	applyctx a;
+	int rc;
+	memset(&a, 0, sizeof(a));
+	work_init(&a.w, r);
+	hmap_init(&a.entidx, 16);
+	hmap_init(&a.regidx, 16);
+	rights_init(out);
+	rc = meta_get_blob(r, "creator", a.creator, 32);
+	if (rc >= 0) {
+		a.has_creator = rc == 1;
+		if ((rc = load_rights(&a)) == 0) {
+			*out = a.rl;
+			rights_init(&a.rl);
+		}
+	}
+	apply_free(&a);
+	return rc < 0 ? rc : 0;
+}
+
+static const char sync_log_sql[] =
+	"CREATE TABLE IF NOT EXISTS sync_log(device BLOB PRIMARY KEY, last_sync INTEGER NOT NULL) WITHOUT ROWID";
+
+int replica_note_sync(replica *r, const uint8_t device[32], int64_t when)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = 0;
+	if (sqlite3_exec(r->db, sync_log_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO sync_log(device, last_sync) VALUES (?, ?)", -1, &s, NULL) !=
+	        SQLITE_OK)
+		return db_error(r, "sync log");
+	sqlite3_bind_blob(s, 1, device, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, when);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = db_error(r, "sync log");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int64_t replica_last_sync(replica *r, const uint8_t device[32])
+{
+	sqlite3_stmt *s = NULL;
+	int64_t when = -1;
+	if (sqlite3_prepare_v2(r->db, "SELECT last_sync FROM sync_log WHERE device = ?", -1, &s, NULL) != SQLITE_OK)
+		return -1; /* no sync log (yet) */
+	sqlite3_bind_blob(s, 1, device, 32, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		when = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return when;
+}
+
+bool replica_device_may_sync(replica *r, const uint8_t device[32])
+{
+	rights_log L;
+	rights_device d;
+	rights_member m;
+	bool may = false;
+	if (replica_rights_load(r, &L) < 0)
+		return false;
+	rights_device_at(&L, NULL, device, &d);
+	if (d.known && !d.unlinked) {
+		rights_member_at(&L, NULL, d.member, &m);
+		may = m.exists && !m.revoked && m.role >= 0;
+	}
+	rights_free(&L);
+	return may;
+}
+
 /* --- queries for local edits ------------------------------------------------ */
+
+static int add_head(replica_edit_base *out, size_t *cap, const uint8_t id[32])
+{
+	for (uint32_t i = 0; i < out->nheads; i++)
+		if (memcmp(out->heads + 32 * i, id, 32) == 0)
+			return 0;
+	if (out->nheads >= SAMEN_MAX_DEPS)
+		return 0;
+	if (out->nheads == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		void *p = realloc(out->heads, nc * 32);
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		out->heads = p;
+		*cap = nc;
+	}
+	memcpy(out->heads + 32 * out->nheads++, id, 32);
+	return 0;
+}
+
+/* A head that was rejected hides the accepted changes it builds on (a
+ * revoked member who edits on, a professional outside their scope): the
+ * new change builds on the nearest accepted ancestors instead, so that what
+ * it has seen of the plan (grants above all) is in its causal past. The
+ * walk visits each rejected change once. */
+static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, size_t *cap)
+{
+	sqlite3_stmt *h = NULL, *q = NULL;
+	uint8_t (*todo)[32] = NULL;
+	size_t ntodo = 0, captodo = 0, visited = 0;
+	hmap seen;
+	int rc = 0;
+
+	hmap_init(&seen, 32);
+	if (sqlite3_prepare_v2(r->db, "SELECT c.id FROM heads h JOIN changes c ON c.rowid = h.change WHERE c.verdict = 0",
+	                       -1, &h, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(r->db, "SELECT verdict, body FROM changes WHERE id = ?", -1, &q, NULL) != SQLITE_OK) {
+		rc = db_error(r, "edit base");
+		goto cleanup;
+	}
+	while (rc == 0 && sqlite3_step(h) == SQLITE_ROW) {
+		if (ntodo == captodo) {
+			size_t nc = captodo ? captodo * 2 : 16;
+			void *p = realloc(todo, nc * 32);
+			if (!p) {
+				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				break;
+			}
+			todo = p;
+			captodo = nc;
+		}
+		memcpy(todo[ntodo++], sqlite3_column_blob(h, 0), 32);
+	}
+	while (rc == 0 && ntodo && visited++ < SAMEN_MAX_PENDING) {
+		uint8_t id[32];
+		samen_change ch;
+		memcpy(id, todo[--ntodo], 32);
+		if (hmap_get(&seen, id))
+			continue;
+		if ((rc = hmap_put(&seen, id, 1)) < 0)
+			break;
+		sqlite3_reset(q);
+		sqlite3_bind_blob(q, 1, id, 32, SQLITE_TRANSIENT);
+		if (sqlite3_step(q) != SQLITE_ROW)
+			continue;
+		if (sqlite3_column_int(q, 0) == 1) {
+			rc = add_head(out, cap, id);
+			continue;
+		}
+		if (change_decode(&ch, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1)) < 0)
+			continue;
+		for (uint32_t k = 0; k <= ch.ndeps && rc == 0; k++) {
+			const uint8_t *pid = k == 0 ? (ch.has_prev ? ch.prev : NULL) : change_dep(&ch, k - 1);
+			if (!pid)
+				continue;
+			if (ntodo == captodo) {
+				size_t nc = captodo ? captodo * 2 : 16;
+				void *p = realloc(todo, nc * 32);
+				if (!p) {
+					rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+					break;
+				}
+				todo = p;
+				captodo = nc;
+			}
+			memcpy(todo[ntodo++], pid, 32);
+		}
+		change_clear(&ch);
+	}
+	samen_error_clear();
+cleanup:
+	sqlite3_finalize(h);
+	sqlite3_finalize(q);
+	free(todo);
+	hmap_free(&seen);
+	return rc;
+}
 
 int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_base *out)
 {
@@ -2032,6 +3324,8 @@ int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_bas
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	if (rc == 0)
+		rc = accepted_below_rejected_heads(r, out, &cap);
 	if (rc == 0 && sqlite3_prepare_v2(r->db, "SELECT max(lamport) FROM changes", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(s, 0) > maxl)
 		maxl = (uint64_t)sqlite3_column_int64(s, 0);
@@ -2141,8 +3435,8 @@ int replica_state_hash(replica *r, uint8_t out[32])
 		"SELECT 'field', d.key, e.n, f.field, c.id, f.op, f.win, f.value FROM fields f"
 		" JOIN entities e ON e.rowid = f.entity JOIN devs d ON d.devno = e.devno JOIN changes c ON c.rowid = f.change"
 		" ORDER BY d.key, e.n, f.field, c.id, f.op",
-		"SELECT 'member', m.key, m.name, m.role, c.id FROM members m JOIN changes c ON c.rowid = m.change"
-		" ORDER BY m.key, c.id",
+		"SELECT 'right', c.id, r.op, r.effective, r.author_member, r.author_role FROM rights r"
+		" JOIN changes c ON c.rowid = r.change ORDER BY c.id, r.op",
 	};
 	crypto_generichash_state st;
 	int rc = 0;

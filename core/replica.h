@@ -20,6 +20,7 @@
 
 #include "core/change.h"
 #include "core/hmap.h"
+#include "core/rights.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -60,6 +61,7 @@ typedef struct {
 	size_t nready;
 	size_t npending, ndup, nbad;
 	size_t ndropped;          /* pending, but not kept: the waiting room was full */
+	size_t nrejudged;         /* changes applied before whose verdict a late revocation changed */
 	hmap byid;                /* change id -> index into items */
 	bool pinned;              /* a verifier reads items: they must not move */
 } ingest_batch;
@@ -132,6 +134,18 @@ typedef struct {
 	bool deleted;
 } replica_entity;
 int replica_find_entity(replica *r, uint32_t type, const char *what, replica_entity *out);
+
+/* The accepted rights ops, for queries (free with rights_free()). Ask with
+ * a NULL past for the plan as this replica knows it now. */
+int replica_rights_load(replica *r, rights_log *out);
+/* May this device key sync this plan now: linked to a member who is not
+ * revoked, not unlinked, and (a professional) approved. For the peer
+ * protocol's membership check before any data moves. */
+bool replica_device_may_sync(replica *r, const uint8_t device[32]);
+/* The local sync log (not part of the plan's state): when a peer device
+ * last synced with this one. replica_last_sync() is -1 when unknown. */
+int replica_note_sync(replica *r, const uint8_t device[32], int64_t when);
+int64_t replica_last_sync(replica *r, const uint8_t device[32]);
 
 /* BLAKE2b-256 of the canonical dump of the logical state. */
 int replica_state_hash(replica *r, uint8_t out[32]);

@@ -81,7 +81,7 @@ send() {
 
 heading "1. Three devices, each with its own key (samen init)"
 say "   Marieke is the support worker (coördinator), Joke the client (klant), Kees her husband."
-on marieke init --name "Marieke (coördinator)"
+on marieke init --name "Marieke"
 on joke init --name "Joke"
 on kees init --name "Kees"
 
@@ -136,16 +136,23 @@ on marieke meeting add 2026-10-15 --group "Steungroep Joke" --present "Kees, Buu
 on marieke meeting decide 2026-10-15 "Kees kookt op woensdag zodat Joke tijd heeft voor Sanne" \
 	--action "Woensdag koken" --goal "Weer vriendinnen zien" --tier netwerk --person Kees
 
-heading "6. Joke and Kees become members (leden) of the plan"
-say "   Each device shows its public key with samen id; Marieke adds them."
-on marieke member add "Joke" --device "$(quiet joke id | awk 'NR==1{print $1}')"
-on marieke member add "Kees" --device "$(quiet kees id | awk 'NR==1{print $1}')"
+heading "6. Joke and Kees join the plan; the client directs who else may"
+say "   Each device shows its public key with samen id. Marieke links Joke's device to Joke,"
+say "   the client (klant), and adds Kees as a network member (netwerklid)."
+on marieke device link Joke "$(quiet joke id | awk 'NR==1{print $1}')"
+on marieke member add "Kees" --device "$(quiet kees id | awk 'NR==1{print $1}')" --role network
 on marieke member list
 
 heading "7. The whole plan goes to Joke and Kees on a USB stick (bundle)"
 on marieke bundle create usb-stick/plan-joke.samen
 on joke bundle import usb-stick/plan-joke.samen
 on kees bundle import usb-stick/plan-joke.samen
+
+heading "7b. A professional only with the client's approval, and only in the agreed life areas"
+say "   Joke herself adds her psychiatrist's practice, for the life areas familie and partner:"
+on visser init --name "Dr. Visser"
+on joke member add "Dr. Visser" --device "$(quiet visser id | awk 'NR==1{print $1}')" --role professional --areas "familie, partner"
+on joke access
 
 heading "8. Everyone edits offline, at the same time"
 say "   Joke adds a sub-goal (subdoel), says she is working on the goal about the children, and evaluates:"
@@ -155,6 +162,9 @@ on joke tie set Sanne ring 2 strength gemiddeld
 say "   Kees thinks the same goal needs adjusting (bijgesteld), and adds one of his own:"
 on kees goal set "Meer betrokken zijn bij de kinderen" status bijgesteld
 on kees goal add "Op zondag samen wandelen" --parent "Een betere band met Kees" --term kort --priority 1
+say "   Kees also adds a neighbour as a member; a network member may not grant access to the plan:"
+quiet piet init --name "Buurman Piet" >/dev/null
+on kees member add "Buurman Piet" --device "$(quiet piet id | awk 'NR==1{print $1}')" --role network || true
 say "   Marieke holds the evaluation (evaluatie) with Joke; Joke scores her life areas herself:"
 on marieke goal set "Iets betekenen voor anderen" target 2027-03-01 status open
 on marieke evaluation add 2026-11-01 --summary "Joke is thuis meer betrokken; vriendschap komt langzaam op gang."
@@ -168,6 +178,9 @@ say "   The receiver's version vector (samen vv) says which changes it has; the 
 say "   writes only the rest. Joke and Kees each send theirs to Marieke, she sends all back."
 send joke marieke joke-to-marieke
 send kees marieke kees-to-marieke
+say "   Kees's attempt reached Marieke as a rejected change, kept in the history with the reason:"
+on marieke log -n 12 | grep -B1 -A1 REJECTED || true
+
 send marieke joke marieke-to-joke
 send marieke kees marieke-to-kees
 

@@ -320,6 +320,7 @@ static int ingest_chunk(samen_plan *p, ingest_batch *b, ingest_verifier **v, con
 	stats->applied += b->nready;
 	stats->duplicates += b->ndup;
 	stats->invalid += b->nbad;
+	stats->rejudged += b->nrejudged;
 	/* count verdicts of what was just applied */
 	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT verdict FROM changes WHERE id = ?", -1, &s, NULL) == SQLITE_OK) {
 		for (size_t i = 0; i < b->nready; i++) {

@@ -52,6 +52,21 @@ static int64_t count(samen_plan *p, const char *sql)
 	return n;
 }
 
+static int count_one(const samen_member_view *m, void *payload)
+{
+	if (!m->revoked)
+		(*(int64_t *)payload)++;
+	return 0;
+}
+
+/* Members not revoked, the client included. */
+static int64_t count_members(samen_plan *p)
+{
+	int64_t n = 0;
+	samen_member_views(p, count_one, &n);
+	return n;
+}
+
 static int count_cycle(const samen_entity_view *e, void *payload)
 {
 	if (e->cycle)
@@ -106,7 +121,7 @@ int samen_plan_check(samen_plan *p, samen_check_result *res, char hash[65])
 	res->pending = count(p, "SELECT count(*) FROM pending");
 	res->entities = count(p, "SELECT count(*) FROM entities WHERE deleted IS NULL");
 	res->conflicts = count(p, conflicts_sql);
-	res->members = count(p, "SELECT count(DISTINCT key) FROM members") + 1;
+	res->members = count_members(p);
 	res->history_only = w.missing;
 	if ((rc = samen_entity_list(p, "goal", count_cycle, &res->cycles)) < 0)
 		return rc;
@@ -159,14 +174,7 @@ int samen_plan_status(samen_plan *p, samen_status *st)
 	st->evidence = count(p, "SELECT count(*) FROM evidence");
 	st->goals = count(p, "SELECT count(*) FROM entities WHERE type = 1 AND deleted IS NULL");
 	st->conflicts = count(p, conflicts_sql);
-	if (sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'creator') = ?1"
-	                           " OR EXISTS (SELECT 1 FROM members WHERE key = ?1)", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(s, 1, p->store->pk, 32, SQLITE_STATIC);
-		if (sqlite3_step(s) == SQLITE_ROW)
-			st->member = sqlite3_column_int(s, 0);
-	}
-	sqlite3_finalize(s);
-	s = NULL;
+	st->member = plan_device_may_sync(p, p->store->pk);
 	if (sqlite3_prepare_v2(db, "SELECT id, name, time FROM changes ORDER BY lamport DESC, id DESC LIMIT 1", -1, &s,
 	                       NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW) {

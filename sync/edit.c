@@ -20,6 +20,9 @@ struct samen_edit {
 	uint32_t capcreated;
 };
 
+change_builder *edit_builder(samen_edit *e) { return e->b; }
+samen_plan *edit_plan(samen_edit *e) { return e->plan; }
+
 int samen_edit_begin(samen_edit **out, samen_plan *plan)
 {
 	samen_edit *e;
@@ -334,10 +337,16 @@ static int add_default_areas(samen_edit *e, bool nl)
 
 int samen_plan_create(samen_plan **out, samen_store *store, const char *client, const char *lang)
 {
+	return samen_plan_create_as(out, store, client, lang, "coordinator");
+}
+
+int samen_plan_create_as(samen_plan **out, samen_store *store, const char *client, const char *lang,
+                         const char *creator_role)
+{
 	uint8_t nonce[16], id[16];
 	samen_plan *p = NULL;
 	samen_edit *e = NULL;
-	int rc;
+	int rc, role;
 
 	*out = NULL;
 	if (!client || !*client || strlen(client) > SAMEN_MAX_NAME || !mpr_utf8_valid(client, strlen(client)) ||
@@ -346,12 +355,17 @@ int samen_plan_create(samen_plan **out, samen_store *store, const char *client, 
 		                       SAMEN_MAX_NAME);
 	if (!lang || (strcmp(lang, "nl") != 0 && strcmp(lang, "en") != 0))
 		return samen_error_set(SAMEN_EINVAL, "the plan's language must be nl or en");
+	role = creator_role ? rights_role_parse(creator_role) : SAMEN_ROLE_COORDINATOR;
+	if (role != SAMEN_ROLE_CLIENT && role != SAMEN_ROLE_COORDINATOR)
+		return samen_error_set(SAMEN_EINVAL, "the plan's creator is its client or a coordinator, not '%s'",
+		                       creator_role);
 	randombytes_buf(nonce, sizeof(nonce));
 	change_plan_id(id, store->pk, nonce);
 	if ((rc = plan_open_staged(&p, store, id)) < 0)
 		return rc;
 	if ((rc = samen_edit_begin(&e, p)) < 0 ||
 	    (rc = change_builder_plan(e->b, nonce, client, lang)) < 0 ||
+	    (role == SAMEN_ROLE_CLIENT && (rc = change_builder_member_add(e->b, store->pk, store->name, role)) < 0) ||
 	    (rc = add_default_areas(e, strcmp(lang, "nl") == 0)) < 0 ||
 	    (rc = samen_edit_commit(e, NULL)) < 0) {
 		char *dir = strdup(p->dir);

@@ -59,6 +59,16 @@ typedef int (*plan_chain_cb)(const git_oid *commit, uint8_t *bytes, size_t len, 
                              const uint8_t id[32], void *payload);
 int plan_walk_chain(samen_plan *plan, const git_oid *head, plan_chain_cb cb, void *payload);
 
+/* The builder and plan of an open edit session (members.c adds its ops). */
+change_builder *edit_builder(samen_edit *e);
+samen_plan *edit_plan(samen_edit *e);
+
+/* May this device key sync this plan now (linked, member not revoked,
+ * approved)? What `samen serve` checks before any data moves. */
+bool plan_device_may_sync(samen_plan *plan, const uint8_t key[32]);
+/* Record in the local sync log that device key synced with us at when
+ * (seconds); samen access shows it. Not part of the plan's state. */
+int plan_note_sync(samen_plan *plan, const uint8_t key[32], int64_t when);
 /* Set a field of entity (of type) to an encoded value, checked against the
  * schema (not for references). */
 int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,

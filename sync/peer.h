@@ -74,8 +74,8 @@ int peer_seal(noise_cipher *send, uint8_t type, const uint8_t *body, size_t body
 /* Decrypt a frame's payload in place; *type and *body point into it. */
 int peer_open(noise_cipher *recv, uint8_t *payload, size_t len, uint8_t *type, uint8_t **body, size_t *body_len);
 
-/* Whether key may read the plan: its creator or a member added by an
- * accepted change. */
+/* Whether the device key may sync the plan now (plan_device_may_sync:
+ * linked to a member who is not revoked). */
 int peer_is_member(samen_plan *p, const uint8_t key[32], bool *member);
 
 /* Record the outcome of a sync with a peer in the plan's peers file.

@@ -441,6 +441,8 @@ cleanup:
 		if (handshaken) {
 			snprintf(saved, sizeof(saved), "%s", samen_error_last());
 			peer_record(p, server_key, url, rc == 0, (int64_t)st->ahead, (int64_t)st->behind);
+			if (rc == 0)
+				(void)plan_note_sync(p, server_key, (int64_t)time(NULL)); /* for `samen access` */
 			if (rc < 0)
 				samen_error_set(rc, "%s", saved);
 		}

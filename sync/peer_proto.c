@@ -82,16 +82,9 @@ int peer_open(noise_cipher *recv, uint8_t *payload, size_t len, uint8_t *type, u
 
 int peer_is_member(samen_plan *p, const uint8_t key[32], bool *member)
 {
-	sqlite3_stmt *s = NULL;
-	sqlite3 *db = replica_db(p->rep);
-	*member = false;
-	if (sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key = 'creator') = ?1"
-	                           " OR EXISTS (SELECT 1 FROM members WHERE key = ?1)", -1, &s, NULL) != SQLITE_OK)
-		return samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(db));
-	sqlite3_bind_blob(s, 1, key, 32, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		*member = sqlite3_column_int(s, 0) != 0;
-	sqlite3_finalize(s);
+	/* the rights fold decides (docs/rights.md): a linked device of a member
+	 * who is not revoked; the creator's device from the start */
+	*member = plan_device_may_sync(p, key);
 	return 0;
 }
 

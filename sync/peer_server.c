@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #define WRITE_HIGH_WATER (256u << 10)
@@ -469,6 +470,7 @@ static void on_message(conn *c, uint8_t *f, size_t len)
 		}
 		/* after the ACK is on its way: the client need not wait for this */
 		peer_record(c->sp->plan, c->peer_key, c->addr, true, 0, 0);
+		(void)plan_note_sync(c->sp->plan, c->peer_key, (int64_t)time(NULL)); /* for `samen access` */
 		if (c->sess.applied >= PEER_CHECKPOINT_AFTER)
 			(void)replica_checkpoint(c->sp->plan->rep);
 		conn_log(c, "synced plan %.8s…: sent %llu, received %llu (%llu new)", c->sp->plan->idhex,

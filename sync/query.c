@@ -556,28 +556,3 @@ int samen_conflicts(samen_plan *p, samen_value_cb cb, void *payload)
 {
 	return values(p, 0, cb, payload);
 }
-
-int samen_member_list(samen_plan *p, samen_member_cb cb, void *payload)
-{
-	sqlite3 *db = replica_db(p->rep);
-	sqlite3_stmt *s = NULL;
-	int rc = 0;
-	if (sqlite3_prepare_v2(db, "SELECT c.name, d.key, 1, c.id FROM changes c JOIN devs d ON d.devno = c.devno"
-	                           " WHERE d.key = (SELECT value FROM meta WHERE key = 'creator') AND c.seq = 1"
-	                           " UNION ALL SELECT m.name, m.key, 0, c.id FROM members m"
-	                           " JOIN changes c ON c.rowid = m.change ORDER BY 3 DESC, 1", -1, &s, NULL) != SQLITE_OK)
-		return db_fail(p, "members");
-	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
-		samen_member_info m;
-		char dev[65], chid[65];
-		sodium_bin2hex(dev, sizeof(dev), sqlite3_column_blob(s, 1), 32);
-		sodium_bin2hex(chid, sizeof(chid), sqlite3_column_blob(s, 3), 32);
-		m.name = (const char *)sqlite3_column_text(s, 0);
-		m.device = dev;
-		m.creator = sqlite3_column_int(s, 2);
-		m.added_by = chid;
-		rc = cb(&m, payload);
-	}
-	sqlite3_finalize(s);
-	return rc;
-}

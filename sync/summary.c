@@ -8,8 +8,10 @@
  * commits for one change.
  */
 #include "sync/internal.h"
+#include "core/rights.h"
 #include "core/schema.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,11 +68,52 @@ static bool one_entity(const samen_change *c)
 	return c->nops > 0;
 }
 
+/* A change of only rights ops: each named ("lid Piet (professional)
+ * toegevoegd; toestemming van de klant vastgelegd voor wijziging 1a2b…").
+ * A coordinator's consent op says so in words: it is not the client's own. */
+static void rights_summary(sbuf *s, const samen_change *c, bool nl)
+{
+	char hex[17];
+	for (uint32_t i = 0; i < c->nops; i++) {
+		const samen_op *op = &c->ops[i];
+		const char *sep = i ? "; " : "";
+		if (op->kind == SAMEN_OP_MEMBER_ADD) {
+			sb_printf(s, nl ? "%slid %.*s (%s) toegevoegd" : "%sadded member %.*s (%s)", sep, (int)op->str_len,
+			          op->str, nl ? rights_role_name_nl((int)op->role) : rights_role_name((int)op->role));
+			continue;
+		}
+		sodium_bin2hex(hex, sizeof(hex), op->key, 8);
+		switch (op->kind) {
+		case SAMEN_OP_REVOKE:
+			sb_printf(s, nl ? "%slid %s ingetrokken" : "%srevoked member %s", sep, hex);
+			break;
+		case SAMEN_OP_SCOPE:
+			sb_printf(s, nl ? "%swaardegebieden van lid %s gewijzigd" : "%slife areas of member %s changed", sep, hex);
+			break;
+		case SAMEN_OP_LINK:
+			sodium_bin2hex(hex, sizeof(hex), op->key2, 8);
+			sb_printf(s, nl ? "%sapparaat %s gekoppeld" : "%slinked device %s", sep, hex);
+			break;
+		case SAMEN_OP_UNLINK:
+			sb_printf(s, nl ? "%sapparaat %s ontkoppeld" : "%sunlinked device %s", sep, hex);
+			break;
+		case SAMEN_OP_APPROVE:
+			if (op->role)
+				sb_printf(s, nl ? "%sTOESTEMMING VAN DE KLANT vastgelegd door de coördinator voor wijziging %s"
+				                : "%sCLIENT'S CONSENT recorded by the coordinator for change %s", sep, hex);
+			else
+				sb_printf(s, nl ? "%sdoor de klant goedgekeurd: wijziging %s" : "%sapproved by the client: change %s",
+				          sep, hex);
+			break;
+		}
+	}
+}
+
 char *change_summary(const samen_change *c, const char *lang)
 {
 	bool nl = strcmp(lang, "en") != 0;
 	sbuf s = {malloc(512), 0, 512};
-	uint32_t creates = 0, sets = 0, deletes = 0, members = 0;
+	uint32_t creates = 0, sets = 0, deletes = 0, members = 0, rights = 0;
 	char title[128], val[96], uid[17];
 
 
@@ -83,14 +126,17 @@ char *change_summary(const samen_change *c, const char *lang)
 		case SAMEN_OP_CREATE: creates++; break;
 		case SAMEN_OP_SET: sets++; break;
 		case SAMEN_OP_DELETE: deletes++; break;
-		case SAMEN_OP_MEMBER_ADD: members++; break;
+		case SAMEN_OP_MEMBER_ADD: members++; rights++; break;
+		case SAMEN_OP_REVOKE: case SAMEN_OP_SCOPE: case SAMEN_OP_LINK: case SAMEN_OP_UNLINK: case SAMEN_OP_APPROVE:
+			rights++;
+			break;
 		}
 	}
 	if (c->nops && c->ops[0].kind == SAMEN_OP_PLAN) {
 		sb_printf(&s, nl ? "plan voor %.*s gestart" : "started the plan for %.*s", (int)c->ops[0].str_len,
 		          c->ops[0].str);
-	} else if (members == 1 && c->nops == 1) {
-		sb_printf(&s, nl ? "lid %.*s toegevoegd" : "added member %.*s", (int)c->ops[0].str_len, c->ops[0].str);
+	} else if (rights && rights == c->nops) {
+		rights_summary(&s, c, nl);
 	} else if (creates == 1 && deletes == 0 && members == 0) {
 		/* "doel 'Werk vinden' aangemaakt" (the new entity is dev 0, n unknown
 		 * here: its title is the one set on a dev-0 entity in this change) */
@@ -142,6 +188,8 @@ char *change_summary(const samen_change *c, const char *lang)
 		}
 		if (members)
 			sb_printf(&s, nl ? "%s%u leden toegevoegd" : "%s%u members added", sep, members);
+		if (rights > members)
+			sb_printf(&s, nl ? "%s%u rechten gewijzigd" : "%s%u rights changed", sep, rights - members);
 	}
 	return s.buf;
 }

@@ -753,12 +753,12 @@ static void test_unknown_op_kind_and_malformed_ops_are_rejected(void **state)
 {
 	samples *s = *state;
 	size_t opsoff = off_of(s->buf, s->c.devs) + 34 * (size_t)s->c.ndevs;
-	static const uint8_t k5 = 5, k127 = 0x7f, empty = 0x90, create3[] = {0x93, 0x00, 0x01, 0x01};
+	static const uint8_t k10 = 10, k127 = 0x7f, empty = 0x90, create3[] = {0x93, 0x00, 0x01, 0x01};
 	static const uint8_t neg = 0xff; /* -1 */
 
 	assert_int_equal(s->buf[opsoff + 1], 0x92); /* op 0: [0, type] */
 	assert_int_equal(s->buf[opsoff + 2], SAMEN_OP_CREATE);
-	reject_patch(s->buf, s->len, opsoff + 2, 1, &k5, 1, "unknown op kind");
+	reject_patch(s->buf, s->len, opsoff + 2, 1, &k10, 1, "unknown op kind");
 	reject_patch(s->buf, s->len, opsoff + 2, 1, &k127, 1, "unknown op kind");
 	reject_patch(s->buf, s->len, opsoff + 2, 1, &neg, 1, "op 0");
 	reject_patch(s->buf, s->len, opsoff + 1, 3, &empty, 1, "empty op");
@@ -1501,6 +1501,77 @@ static void test_a_flood_of_rejected_changes_does_not_block_members(void **state
 	free(dir);
 }
 
+/* The rights ops (kinds 5-9) round-trip, and their canonical rules hold: a
+ * scope's areas sorted and unique, consent 0 or 1, exact element counts. */
+static void test_rights_ops_round_trip_and_are_strict(void **state)
+{
+	change_builder *b = NULL;
+	uint8_t plan[16] = {1}, author[32] = {2}, member[32] = {3}, device[32] = {4}, other[32] = {5}, cid[32] = {6};
+	uint32_t devs[3];
+	uint64_t ns[3] = {7, 3, 7};
+	change_header h;
+	uint8_t *buf = NULL;
+	size_t len;
+	samen_change c;
+	(void)state;
+	assert_int_equal(change_builder_new(&b), 0);
+	devs[0] = change_builder_dev(b, other);
+	devs[1] = 0;
+	devs[2] = devs[0]; /* a duplicate: the builder drops it */
+	assert_int_equal(change_builder_member_add(b, member, "Piet", 2), 0);
+	assert_int_equal(change_builder_scope(b, member, devs, ns, 3), 0);
+	assert_int_equal(change_builder_link(b, member, device), 0);
+	assert_int_equal(change_builder_unlink(b, device), 0);
+	assert_int_equal(change_builder_revoke(b, member), 0);
+	assert_int_equal(change_builder_approve(b, cid, true), 0);
+	memset(&h, 0, sizeof(h));
+	h.plan = plan;
+	h.author = author;
+	h.name = "Marieke";
+	h.seq = 1;
+	h.lamport = 1;
+	assert_int_equal(change_builder_finish(b, &h, &buf, &len), 0);
+	change_builder_free(b);
+	assert_int_equal(change_decode(&c, buf, len), 0);
+	assert_int_equal(c.nops, 6);
+	assert_int_equal(c.ops[1].kind, SAMEN_OP_SCOPE);
+	assert_memory_equal(c.ops[1].key, member, 32);
+	/* [[0, 3], [1, 7]]: sorted by (dev, n), the duplicate gone */
+	{
+		static const uint8_t want[] = {0x92, 0x92, 0x00, 0x03, 0x92, 0x01, 0x07};
+		assert_int_equal(c.ops[1].value_len, sizeof(want));
+		assert_memory_equal(c.ops[1].value, want, sizeof(want));
+	}
+	assert_int_equal(c.ops[2].kind, SAMEN_OP_LINK);
+	assert_memory_equal(c.ops[2].key2, device, 32);
+	assert_int_equal(c.ops[3].kind, SAMEN_OP_UNLINK);
+	assert_memory_equal(c.ops[3].key, device, 32);
+	assert_int_equal(c.ops[4].kind, SAMEN_OP_REVOKE);
+	assert_int_equal(c.ops[5].kind, SAMEN_OP_APPROVE);
+	assert_int_equal(c.ops[5].role, 1);
+	{
+		/* patch the encodings: unsorted areas, consent 2, a short unlink */
+		size_t scope = (size_t)(c.ops[1].value - buf), approve;
+		const uint8_t unsorted[] = {0x92, 0x92, 0x01, 0x07, 0x92, 0x00, 0x03};
+		uint8_t two = 2, three_elems = 0x93;
+		uint8_t *bad = dup_exact(buf, len);
+		memcpy(bad + scope, unsorted, sizeof(unsorted));
+		expect_decode_fail(bad, len, "scope areas must be sorted and unique");
+		free(bad);
+		approve = (size_t)(c.ops[5].key - buf) + 32; /* the consent byte */
+		bad = dup_exact(buf, len);
+		bad[approve] = two;
+		expect_decode_fail(bad, len, "malformed change");
+		free(bad);
+		bad = dup_exact(buf, len);
+		bad[(size_t)(c.ops[3].key - buf) - 4] = three_elems; /* [8, device] claims 3 elements */
+		expect_decode_fail(bad, len, "unlink op must have 2 elements");
+		free(bad);
+	}
+	change_clear(&c);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1537,6 +1608,7 @@ int main(void)
 		cmocka_unit_test(test_value_of_the_wrong_type_marks_the_change_rejected),
 		cmocka_unit_test(test_values_of_every_kind_are_checked),
 		cmocka_unit_test(test_a_flood_of_rejected_changes_does_not_block_members),
+		cmocka_unit_test(test_rights_ops_round_trip_and_are_strict),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -13,6 +13,12 @@
  * (highest Lamport clock, then greatest device key), and which goal of each
  * parent cycle loses its parent.
  *
+ * Device 0, the coordinator who started the plan, also adds, approves and
+ * revokes guests (as network member, observer, professional or
+ * coordinator) and links and unlinks spare devices of the others at random:
+ * grants and revocations travel with the edits and every replica agrees on
+ * them (tests/test_rights.c has the revocations that reject changes).
+ *
  * Seeds: SAMEN_SEED=N runs only seed N; SAMEN_SEED_COUNT=K runs seeds 1..K
  * (default 5). Every seed is printed, so a failure can be replayed.
  */
@@ -467,6 +473,7 @@ static void test_cycle_one_change(void **state)
 
 #define MAXDEV 4
 #define NOBS 2
+#define NGUEST 3
 
 enum { F_TITLE, F_AREA, F_PARENT, F_TERM, F_PRIO, F_RANK, F_STATUS, F_TARGET, F_DESC, NF };
 static const char *const field_names[NF] = {"title",  "area",   "parent", "term",       "priority",
@@ -524,8 +531,16 @@ typedef struct {
 	char *scratch;
 	char area[10][17];      /* uids of the plan's default life areas */
 	int narea;
+	/* grants and revocations: guests (keys only, they never write) that
+	 * device 0, the coordinator who started the plan, adds, approves and
+	 * revokes, and spare devices it links to members and unlinks */
+	char guest[NGUEST][65];
+	int guest_state[NGUEST]; /* 0 not added, 1 added, 2 approved (professional), 3 revoked */
+	int guest_role[NGUEST];
+	char spare[MAXDEV][65];
+	int spare_state[MAXDEV]; /* 0 not linked, 1 linked, 2 unlinked */
 	/* statistics */
-	int conflicts, cycles, tied_cycles, cycle_moves, exchanges, deliveries, pending_seen;
+	int conflicts, cycles, tied_cycles, cycle_moves, exchanges, deliveries, pending_seen, rights_ops;
 } world;
 
 static int remember_area(const samen_entity_view *e, void *payload)
@@ -1174,6 +1189,51 @@ static void check_model(world *w, samen_plan *p, int count)
 	free(pwin);
 }
 
+/* One change by device 0 holding a grant, an approval, a revocation, a link
+ * or an unlink. Every one is allowed (device 0 is a coordinator), so every
+ * replica accepts it and the model needs no more than the change itself. */
+static void rights_change(world *w)
+{
+	static const char *const roles[] = {"network", "observer", "professional", "coordinator"};
+	const char *werk = "werk";
+	session s;
+	int g = (int)below(&w->r, NGUEST), d = 1 + (int)below(&w->r, (uint32_t)(w->ndev - 1)), rc = 1;
+	session_begin(w, &s, 0);
+	if (chance(&w->r, 60)) {
+		if (w->guest_state[g] == 0) {
+			w->guest_role[g] = (int)below(&w->r, 4);
+			OK(samen_edit_member_add_role(s.e, w->guest[g], "gast", roles[w->guest_role[g]]));
+			if (w->guest_role[g] == 2)
+				OK(samen_edit_member_scope(s.e, w->guest[g], &werk, 1));
+			w->guest_state[g] = 1;
+		} else if (w->guest_state[g] == 1 && w->guest_role[g] == 2) {
+			OK(samen_edit_member_approve(s.e, w->guest[g], 1)); /* the client's consent, recorded */
+			w->guest_state[g] = 2;
+		} else if (w->guest_state[g] < 3 && w->guest_role[g] != 3) {
+			/* (a coordinator revokes only roles below its own) */
+			OK(samen_edit_member_revoke(s.e, w->guest[g]));
+			w->guest_state[g] = 3;
+		} else {
+			rc = 0;
+		}
+	} else if (w->spare_state[d] == 0) {
+		OK(samen_edit_device_link(s.e, w->key[d], w->spare[d]));
+		w->spare_state[d] = 1;
+	} else if (w->spare_state[d] == 1) {
+		OK(samen_edit_device_unlink(s.e, w->spare[d]));
+		w->spare_state[d] = 2;
+	} else {
+		rc = 0;
+	}
+	if (rc) {
+		session_commit(w, &s);
+		w->rights_ops++;
+	} else {
+		samen_edit_free(s.e);
+		w->nch--; /* nothing written: the model forgets the session */
+	}
+}
+
 /* ---- the random test -------------------------------------------------------------- */
 
 static void run_seed(uint64_t seed)
@@ -1192,6 +1252,12 @@ static void run_seed(uint64_t seed)
 	rounds = 8 + (int)below(&w->r, 5);
 	w->scratch = tu_mkdtemp("conv-scratch");
 	assert_non_null(w->scratch);
+	for (int k = 0; k < NGUEST; k++)
+		for (int i = 0; i < 32; i++)
+			snprintf(w->guest[k] + 2 * i, 3, "%02x", (unsigned)(rnd(&w->r) & 0xff));
+	for (int d = 0; d < MAXDEV; d++)
+		for (int i = 0; i < 32; i++)
+			snprintf(w->spare[d] + 2 * i, 3, "%02x", (unsigned)(rnd(&w->r) & 0xff));
 	for (int d = 0; d < w->ndev; d++) {
 		char name[32];
 		snprintf(name, sizeof(name), "device%d", d);
@@ -1232,6 +1298,8 @@ static void run_seed(uint64_t seed)
 			for (int k = 0; k < n; k++)
 				random_change(w, d);
 		}
+		if (chance(&w->r, 50))
+			rights_change(w);
 		if (round == rounds - 1) {
 			/* end with cycles still standing: everyone in sync, then
 			 * moves that no later write overrides */
@@ -1311,9 +1379,10 @@ static void run_seed(uint64_t seed)
 	snapshot_free(&ref);
 
 	printf("seed %llu: %d devices, %d rounds, %zu changes, %zu goals, %zu deletes, %d exchanges, %d deliveries"
-	       " (%d pending on arrival), %d conflicts, %d cycle moves, %d cycles (%d closed by one change)\n",
+	       " (%d pending on arrival), %d conflicts, %d cycle moves, %d cycles (%d closed by one change),"
+	       " %d grants/revocations/links/unlinks\n",
 	       (unsigned long long)seed, w->ndev, rounds, w->nch, w->ngoal, w->ndel, w->exchanges, w->deliveries,
-	       w->pending_seen, w->conflicts, w->cycle_moves, w->cycles, w->tied_cycles);
+	       w->pending_seen, w->conflicts, w->cycle_moves, w->cycles, w->tied_cycles, w->rights_ops);
 	fflush(stdout);
 
 	for (int d = 0; d < w->ndev; d++)

@@ -649,6 +649,28 @@ static void test_client_refuses_a_server_that_is_not_a_member(void **state)
 	assert_true(st.bytes_out < 300); /* hello, message 3 and the error frame */
 }
 
+static void test_a_revoked_member_is_refused(void **state)
+{
+	fixture *f = *state;
+	samen_sync_stats st;
+	samen_plan *p;
+	samen_edit *e;
+	must_sync(f->b, f->sa.url, f->plan, NULL);
+	stop_server(&f->sa);
+	p = open_plan(f->a, f->plan);
+	assert_int_equal(samen_edit_begin(&e, p), 0);
+	assert_int_equal(samen_edit_member_revoke(e, "Bram"), 0);
+	assert_int_equal(samen_edit_commit(e, NULL), 0);
+	samen_edit_free(e);
+	samen_plan_free(p);
+	start_server(&f->sa, f->a);
+	add_goals(f->a, f->plan, 1, 20, "after");
+	assert_int_equal(sync_with(f->b, f->sa.url, f->plan, &st), SAMEN_EPERM);
+	assert_non_null(strstr(samen_error_last(), "not a member"));
+	assert_int_equal(st.received, 0);
+	must_sync(f->c, f->sa.url, f->plan, NULL);
+}
+
 static void test_bad_handshakes_are_dropped(void **state)
 {
 	fixture *f = *state;
@@ -916,6 +938,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_non_member_gets_no_plan_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_plan_is_refused_and_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_refuses_a_server_that_is_not_a_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_revoked_member_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_handshakes_are_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversize_and_garbage_frames_close_the_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slowloris_is_timed_out_while_others_are_served, setup, teardown),

@@ -70,7 +70,8 @@ SAMEN_EXTERN int samen_edit_delete(samen_edit *edit, const char *entity);
 SAMEN_EXTERN int samen_edit_set_in(samen_edit *edit, const char *type, const char *entity, const char *field,
                                    const char *value);
 SAMEN_EXTERN int samen_edit_delete_in(samen_edit *edit, const char *type, const char *entity);
-/* Add a member device (64 hex digits of its key) with a name. */
+/* Add a member device (64 hex digits of its key) with a name, as a network
+ * member (samen/members.h has the other roles). */
 SAMEN_EXTERN int samen_edit_member_add(samen_edit *edit, const char *device_key_hex, const char *name);
 SAMEN_EXTERN size_t samen_edit_op_count(const samen_edit *edit);
 /* Sign, store and apply; id_out (65 bytes) receives the change id in hex. */
@@ -143,9 +144,14 @@ SAMEN_EXTERN int samen_conflicts(samen_plan *plan, samen_value_cb cb, void *payl
 
 typedef struct {
 	const char *name;
-	const char *device;      /* 64 hex */
+	const char *device;      /* 64 hex: the member's first device */
 	int creator;
-	const char *added_by;    /* change id */
+	const char *added_by;    /* change id ("" for the genesis) */
+	const char *id;          /* member id, 64 hex (see samen/members.h) */
+	const char *role;        /* "client" ... "observer"; "none" while a professional waits for approval */
+	const char *pending_role;/* NULL, or the role waiting for the client's approval */
+	int revoked;
+	const char *areas;       /* a professional's life areas, comma separated */
 } samen_member_info;
 typedef int (*samen_member_cb)(const samen_member_info *m, void *payload);
 SAMEN_EXTERN int samen_member_list(samen_plan *plan, samen_member_cb cb, void *payload);

@@ -4,6 +4,7 @@
 #include "samen/common.h"
 #include "samen/store.h"
 #include "samen/plan.h"
+#include "samen/members.h"
 #include "samen/bundle.h"
 #include "samen/schema.h"
 #include "samen/remote.h"
