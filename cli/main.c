@@ -20,7 +20,7 @@ const char usage_text[] =
 	"  init [--name NAME]              create the store and this device's key\n"
 	"  id                              show this device's key and name\n"
 	"  plan create --client NAME [--lang nl|en] [--as coordinator|client]\n"
-	"  plan list\n"
+	"  plan list | plan show | plan set FIELD VALUE   (title, status actief|afgesloten)\n"
 	"  plan clone URL [PLAN] [--remote NAME]   start from a git remote (default name origin)\n"
 	"  TYPE add LABEL [--FIELD VALUE ...]   add an entity (see the types below)\n"
 	"  TYPE list | show X | set X FIELD VALUE [FIELD VALUE ...] | rm X\n"
@@ -121,6 +121,49 @@ static int cmd_id(cli *c)
 	return 0;
 }
 
+static int first_uid(const samen_entity_view *e, void *payload)
+{
+	snprintf(payload, 17, "%s", e->uid);
+	return 1;
+}
+
+/* samen plan show | plan set FIELD VALUE ...: the plan's own entity (title,
+ * status actief / afgesloten, start date), through the entity commands. */
+static int plan_entity(cli *c, const char *sub)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	char uid[17] = "";
+	char **argv;
+	int rc;
+	if (no_more_opts(c))
+		return EXIT_USAGE;
+	if (strcmp(sub, "show") == 0 ? c->argc != 0 : (c->argc < 2 || c->argc % 2 != 0))
+		return usage(strcmp(sub, "show") == 0 ? "plan show" : "plan set FIELD VALUE [FIELD VALUE ...]");
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, "plan");
+	rc = samen_entity_list(p, "plan", first_uid, uid);
+	samen_plan_free(p);
+	samen_store_free(s);
+	if (rc < 0)
+		return fail(c, "plan");
+	if (!uid[0]) {
+		samen_error_set(SAMEN_ENOTFOUND, "this plan has no title and status (it was started by an older samen)");
+		return fail(c, "plan");
+	}
+	if (!(argv = calloc((size_t)c->argc + 3, sizeof(char *))))
+		return fail(c, "plan");
+	argv[0] = (char *)sub;
+	argv[1] = uid;
+	for (int i = 0; i < c->argc; i++)
+		argv[2 + i] = c->argv[i];
+	c->argv = argv;
+	c->argc += 2;
+	rc = cmd_entity(c, samen_schema_type_named("plan"));
+	free(argv);
+	return rc;
+}
+
 static int cmd_plan(cli *c)
 {
 	samen_store *s = NULL;
@@ -132,6 +175,8 @@ static int cmd_plan(cli *c)
 	c->argv++;
 	if (strcmp(sub, "clone") == 0)
 		return cmd_plan_clone(c);
+	if (strcmp(sub, "show") == 0 || strcmp(sub, "set") == 0)
+		return plan_entity(c, sub);
 	if (strcmp(sub, "create") == 0) {
 		const char *client = take_opt(c, "--client");
 		const char *lang = take_opt(c, "--lang");

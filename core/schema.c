@@ -36,7 +36,15 @@ static const char *const tie_support[] = {"praktisch", "gezelschap", "advies", "
 static const char *const tie_reciprocity[] = {"wederkerig", "geeft vooral", "ontvangt vooral", "geen"};
 static const char *const action_tier[] = {"klant", "netwerk", "professional"};
 static const char *const action_status[] = {"nog te doen", "mee bezig", "afgerond"};
+static const char *const plan_status[] = {"actief", "afgesloten"};
 static const char *const progress_level[] = {"achteruit", "geen", "enige", "goed", "bereikt"};
+
+/* The plan itself: one entity, made by the genesis */
+static const field_def plan_fields[] = {
+	STR(1, "title", "titel", 200, 1),
+	ENUM(2, "status", "status", plan_status),
+	DATE(3, "started", "gestart", 0),
+};
 
 /* 1. Richting / Sterkte-analyse */
 static const field_def area_fields[] = {
@@ -177,6 +185,7 @@ static const type_def types[] = {
 	TYPE(SAMEN_TYPE_EVALUATION, "evaluation", "evaluatie", "evaluations", "evaluatie", evaluation_fields, 0),
 	TYPE(SAMEN_TYPE_PROGRESS, "progress", "voortgang", "progress", "evaluatie", progress_fields, 0),
 	TYPE(SAMEN_TYPE_SCORE, "score", "cijfer", "scores", "evaluatie", score_fields, 1),
+	TYPE(SAMEN_TYPE_PLAN, "plan", "plan", "plan_info", "plan", plan_fields, 0),
 };
 
 const char *const schema_default_areas[10] = {"partner",  "familie", "werk",     "studie",   "geloof",

@@ -67,6 +67,7 @@ typedef struct {
 #define SAMEN_TYPE_EVALUATION 14u
 #define SAMEN_TYPE_PROGRESS 15u
 #define SAMEN_TYPE_SCORE 16u
+#define SAMEN_TYPE_PLAN 17u
 
 #define SAMEN_MAX_REFS 64u             /* entries in a list field */
 #define SAMEN_MAX_SNAPSHOT_TIES 1000u  /* ties in a network snapshot */

@@ -335,6 +335,25 @@ static int add_default_areas(samen_edit *e, bool nl)
 	return 0;
 }
 
+/* The plan's own entity: title, status (actief / afgesloten), start date. */
+static int add_plan_entity(samen_edit *e, const char *client, bool nl)
+{
+	char uid[17], title[256], today[11];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc;
+	gmtime_r(&now, &tm);
+	strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+	if (strlen(client) <= 170) /* the title holds 200 bytes; never cut a name inside a character */
+		snprintf(title, sizeof(title), nl ? "Samenwerkingsplan van %s" : "Collaboration plan of %s", client);
+	else
+		snprintf(title, sizeof(title), nl ? "Samenwerkingsplan" : "Collaboration plan");
+	if ((rc = samen_edit_create(e, "plan", uid)) < 0 || (rc = samen_edit_set_in(e, "plan", uid, "title", title)) < 0 ||
+	    (rc = samen_edit_set_in(e, "plan", uid, "status", "actief")) < 0)
+		return rc;
+	return samen_edit_set_in(e, "plan", uid, "started", today);
+}
+
 int samen_plan_create(samen_plan **out, samen_store *store, const char *client, const char *lang)
 {
 	return samen_plan_create_as(out, store, client, lang, "coordinator");
@@ -367,6 +386,7 @@ int samen_plan_create_as(samen_plan **out, samen_store *store, const char *clien
 	    (rc = change_builder_plan(e->b, nonce, client, lang)) < 0 ||
 	    (role == SAMEN_ROLE_CLIENT && (rc = change_builder_member_add(e->b, store->pk, store->name, role)) < 0) ||
 	    (rc = add_default_areas(e, strcmp(lang, "nl") == 0)) < 0 ||
+	    (rc = add_plan_entity(e, client, strcmp(lang, "nl") == 0)) < 0 ||
 	    (rc = samen_edit_commit(e, NULL)) < 0) {
 		char *dir = strdup(p->dir);
 		samen_edit_free(e);

@@ -20,6 +20,9 @@ for a in partner family work study faith friendship income home finances meaning
 	expect_match "$OUT" "^[0-9a-f]{8}  $a$" "default area $a"
 done
 ok samen --store "$M" member add Karin --device "$KK"
+ok samen --store "$M" --json plan show
+expect_eq "$(json_get title <<<"$OUT")" "Collaboration plan of Karin" "the plan has a title"
+expect_eq "$(json_get status <<<"$OUT")" actief "and is active"
 
 step "1. richting: wishes, strengths, VIPs, lifestyle"
 ok samen --store "$M" area set study wish "Finish my training and work in care" situation "Second year, behind on one course"
@@ -102,6 +105,13 @@ expect_match "$OUT" "Marieke +tie [0-9a-f]{8} 'Mother': ring -> 3" "and Marieke'
 ok samen --store "$M" log -n 30
 expect_match "$OUT" "Karin: tie [0-9a-f]{8} ring → 2, note → Better since we talked" "English commit summary"
 expect_match "$OUT" "created action 'Visit the care home together'|2 created" "creation summary"
+
+step "the plan is closed at the end; its status merges like any field"
+ok samen --store "$M" plan set status afgesloten
+ok samen --store "$M" --json plan show
+expect_eq "$(json_get status <<<"$OUT")" afgesloten "plan closed"
+fails_with 1 "status must be one of: actief, afgesloten" -- samen --store "$M" plan set status weg
+fails_with 2 "plan set FIELD VALUE" -- samen --store "$M" plan set status
 
 step "wrong input is refused with a clear message and changes nothing"
 H="$(state_hash "$M")"

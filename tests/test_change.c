@@ -1344,14 +1344,14 @@ static void test_value_of_the_wrong_type_marks_the_change_rejected(void **state)
 		uint64_t n;
 		const char *reason;
 	} cases[] = {
-		{7, {0xa5, 'b', 'e', 'z', 'i', 'g'}, 6, 10, "status"},     /* status as a string */
-		{7, {0x09}, 1, 10, "status"},                                /* status index out of range */
-		{5, {0x09}, 1, 10, "priority"},                              /* priority 9 */
-		{1, {0xc0}, 1, 10, "title cannot be cleared"},               /* required title cleared */
-		{1, {0x01}, 1, 10, "title"},                                 /* title as a number */
-		{8, {0xa4, '2', '0', '2', '5'}, 5, 10, "target"},            /* not a date */
-		{3, {0x92, 0x00, 0x05}, 3, 10, "parent"},                    /* parent that does not exist */
-		{99, {0x01}, 1, 10, "no field 99"},                          /* unknown field */
+		{7, {0xa5, 'b', 'e', 'z', 'i', 'g'}, 6, 11, "status"},     /* status as a string */
+		{7, {0x09}, 1, 11, "status"},                                /* status index out of range */
+		{5, {0x09}, 1, 11, "priority"},                              /* priority 9 */
+		{1, {0xc0}, 1, 11, "title cannot be cleared"},               /* required title cleared */
+		{1, {0x01}, 1, 11, "title"},                                 /* title as a number */
+		{8, {0xa4, '2', '0', '2', '5'}, 5, 11, "target"},            /* not a date */
+		{3, {0x92, 0x00, 0x05}, 3, 11, "parent"},                    /* parent that does not exist */
+		{99, {0x01}, 1, 11, "no field 99"},                          /* unknown field */
 		{1, {0xa1, 'x'}, 2, 99, "refers to entity"},                 /* an entity nobody created */
 		{1, {0xa1, 'x'}, 2, 0, "is of type area, not goal"},     /* op type differs from the entity's */
 	};
@@ -1392,8 +1392,8 @@ static void test_values_of_every_kind_are_checked(void **state)
 	samen_plan *p;
 	samen_edit *e;
 	int verdict;
-	/* entity counters of the creator: areas 0-9, the goal 10, then these */
-	enum { GOAL = 10, PERSON = 11, TIE = 12, GROUP = 13 };
+	/* entity counters of the creator: areas 0-9, the plan 10, the goal 11, then these */
+	enum { GOAL = 11, PERSON = 12, TIE = 13, GROUP = 14 };
 	static const struct {
 		uint32_t type, field;
 		uint8_t value[12];
