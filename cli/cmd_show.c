@@ -11,7 +11,7 @@
 
 static const char *const type_names[T_COUNT] = {
 	"goal", "area", "strength", "vip", "lifestyle", "person", "tie", "snapshot",
-	"action", "pdsa", "group", "meeting", "decision", "evaluation", "progress", "score",
+	"action", "pdsa", "group", "meeting", "decision", "evaluation", "progress", "score", "plan",
 };
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }

@@ -143,6 +143,7 @@ static const struct {
 	{"ontvangt vooral", "mostly receives"},                    {"geen", "none"},
 	{"nog te doen", "to do"},   {"mee bezig", "in progress"},  {"afgerond", "done"},
 	{"achteruit", "worse"},     {"enige", "some"},             {"goed", "good"},
+	{"actief", "active"},       {"afgesloten", "closed"},
 };
 
 const char *enum_text(const char *nl)

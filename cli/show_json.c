@@ -459,6 +459,10 @@ void show_json(const plan_doc *d, FILE *f)
 	json_kv_str(f, &first, "plan", d->plan_id);
 	json_kv_str(f, &first, "client", d->client);
 	json_kv_str(f, &first, "lang", i18n_lang());
+	if (d->lists[T_PLAN].n) { /* the plan's own entity: title, status, start */
+		key(f, &first, "plan_info");
+		entity(f, &d->lists[T_PLAN].v[0]);
+	}
 	key(f, &first, "sections");
 	fputc('{', f);
 	richting(f, d, &s);

@@ -788,6 +788,13 @@ void show_text(const plan_doc *d, FILE *f)
 	sb_clear(&o.sb);
 	sb_addf(&o.sb, "%s %s", _("plan"), d->plan_id);
 	line(&o, 0, sb_str(&o.sb));
+	if (d->lists[T_PLAN].n) { /* the plan's own entity: title, status, start */
+		const doc_entity *pe = &d->lists[T_PLAN].v[0];
+		sb_clear(&o.sb);
+		sb_addf(&o.sb, _("%s; status %s, started %s"), doc_value(pe, "title"), enum_text(doc_value(pe, "status")),
+		        doc_value(pe, "started")[0] ? doc_value(pe, "started") : "-");
+		line(&o, 0, sb_str(&o.sb));
+	}
 
 	heading(&o, 1, _("Direction"));
 	show_areas(&o);
