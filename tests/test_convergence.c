@@ -35,13 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OK(x)                                                                                    \
-	do {                                                                                     \
-		int rc_ = (x);                                                                   \
-		if (rc_ != 0)                                                                    \
-			fail_msg("%s = %d: %s", #x, rc_, samen_error_last());                    \
-	} while (0)
-
 /* ---- small helpers ------------------------------------------------------ */
 
 
@@ -104,36 +97,6 @@ static void *grow(void *p, size_t *cap, size_t n, size_t size)
 	p = realloc(p, *cap * size);
 	assert_non_null(p);
 	return p;
-}
-
-/* ---- nodes: one store with its open plan ---------------------------------- */
-
-typedef struct {
-	char *dir;
-	samen_store *store;
-	samen_plan *plan;
-} node;
-
-static void node_init(node *n, const char *name)
-{
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	memset(n, 0, sizeof(*n));
-	n->dir = tu_mkdtemp("conv");
-	assert_non_null(n->dir);
-	o.path = n->dir;
-	o.device_name = name;
-	o.create = 1;
-	OK(samen_store_open(&n->store, &o));
-}
-
-static void node_free(node *n)
-{
-	samen_plan_free(n->plan);
-	samen_store_free(n->store);
-	if (n->dir)
-		tu_rmtree(n->dir);
-	free(n->dir);
-	memset(n, 0, sizeof(*n));
 }
 
 /* Bring every change of from to to by a bundle file (only what to lacks

@@ -35,13 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OK(x)                                                                                    \
-	do {                                                                                     \
-		int rc_ = (x);                                                                   \
-		if (rc_ != 0)                                                                    \
-			fail_msg("%s = %d: %s", #x, rc_, samen_error_last());                    \
-	} while (0)
-
 #define TIME_LIMIT_S 60
 #define CHILD_LIMIT_MS 3000
 

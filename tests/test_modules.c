@@ -25,39 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define OK(x)                                                                                    \
-	do {                                                                                     \
-		int rc_ = (x);                                                                   \
-		if (rc_ != 0)                                                                    \
-			fail_msg("%s = %d: %s", #x, rc_, samen_error_last());                    \
-	} while (0)
-
-typedef struct {
-	char *dir;
-	samen_store *store;
-	samen_plan *plan;
-} node;
-
-static void node_init(node *n, const char *name)
-{
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	memset(n, 0, sizeof(*n));
-	n->dir = tu_mkdtemp("modules");
-	assert_non_null(n->dir);
-	o.path = n->dir;
-	o.device_name = name;
-	o.create = 1;
-	OK(samen_store_open(&n->store, &o));
-}
-
-static void node_free(node *n)
-{
-	samen_plan_free(n->plan);
-	samen_store_free(n->store);
-	tu_rmtree(n->dir);
-	free(n->dir);
-}
-
 /* Everything from has and to lacks, by a bundle file. */
 static void exchange(node *from, node *to, const char *scratch)
 {

@@ -22,44 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define OK(x)                                                                                    \
-	do {                                                                                     \
-		int rc_ = (x);                                                                   \
-		if (rc_ != 0)                                                                    \
-			fail_msg("%s = %d: %s", #x, rc_, samen_error_last());                    \
-	} while (0)
-
-typedef struct {
-	char *dir;
-	samen_store *store;
-	samen_plan *plan;
-	char key[65];
-} node;
-
 static char *scratch;
-
-static void node_init(node *n, const char *name)
-{
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	memset(n, 0, sizeof(*n));
-	n->dir = tu_mkdtemp("rights");
-	assert_non_null(n->dir);
-	o.path = n->dir;
-	o.device_name = name;
-	o.create = 1;
-	OK(samen_store_open(&n->store, &o));
-	snprintf(n->key, sizeof(n->key), "%s", samen_store_device_key(n->store));
-}
-
-static void node_free(node *n)
-{
-	samen_plan_free(n->plan);
-	samen_store_free(n->store);
-	if (n->dir)
-		tu_rmtree(n->dir);
-	free(n->dir);
-	memset(n, 0, sizeof(*n));
-}
 
 /* Everything from holds, to to (rejected changes travel too). */
 static void xfer(node *from, node *to)

@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "samen/samen.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,4 +62,27 @@ int tu_write_file(const char *path, const void *buf, size_t len)
 	if (fclose(f) != 0)
 		rc = -1;
 	return rc;
+}
+
+void node_init(node *n, const char *name)
+{
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	memset(n, 0, sizeof(*n));
+	n->dir = tu_mkdtemp("node");
+	assert_non_null(n->dir);
+	o.path = n->dir;
+	o.device_name = name;
+	o.create = 1;
+	OK(samen_store_open(&n->store, &o));
+	snprintf(n->key, sizeof(n->key), "%s", samen_store_device_key(n->store));
+}
+
+void node_free(node *n)
+{
+	samen_plan_free(n->plan);
+	samen_store_free(n->store);
+	if (n->dir)
+		tu_rmtree(n->dir);
+	free(n->dir);
+	memset(n, 0, sizeof(*n));
 }

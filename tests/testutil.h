@@ -36,4 +36,29 @@ static inline uint32_t below(rng *r, uint32_t n)
 	return n ? (uint32_t)(rnd(r) % n) : 0;
 }
 
+/* Fail the test with the library's message when x is not 0. */
+#define OK(x)                                                                                    \
+	do {                                                                                     \
+		int rc_ = (x);                                                                   \
+		if (rc_ != 0)                                                                    \
+			fail_msg("%s = %d: %s", #x, rc_, samen_error_last());                    \
+	} while (0)
+
+struct samen_store;
+struct samen_plan;
+
+/* One device: a store of its own in a temporary directory, and the plan it
+ * has open (NULL until the test opens one). */
+typedef struct {
+	char *dir;
+	struct samen_store *store;
+	struct samen_plan *plan;
+	char key[65];            /* the device key, 64 hex digits */
+} node;
+
+/* A new store named name (device name) under a fresh temporary directory. */
+void node_init(node *n, const char *name);
+/* Close the plan and the store and remove the directory. */
+void node_free(node *n);
+
 #endif
