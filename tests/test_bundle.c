@@ -36,28 +36,6 @@ typedef struct {
 
 /* ---- stores and plans --------------------------------------------------- */
 
-static samen_store *open_store(const char *root, const char *sub, const char *name)
-{
-	char path[4200];
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	samen_store *s = NULL;
-	snprintf(path, sizeof(path), "%s/%s", root, sub);
-	o.path = path;
-	o.device_name = name;
-	o.create = 1;
-	if (samen_store_open(&s, &o) != 0)
-		fail_msg("cannot open store %s: %s", path, samen_error_last());
-	return s;
-}
-
-static samen_plan *open_plan(samen_store *s, const char *id)
-{
-	samen_plan *p = NULL;
-	if (samen_plan_open(&p, s, id) != 0)
-		fail_msg("cannot open plan %s in %s: %s", id ? id : "(only)", samen_store_path(s), samen_error_last());
-	return p;
-}
-
 static size_t plan_count(samen_store *s)
 {
 	samen_plan_info *plans = NULL;
@@ -65,27 +43,6 @@ static size_t plan_count(samen_store *s)
 	assert_int_equal(samen_store_plans(s, &plans, &n), 0);
 	free(plans);
 	return n;
-}
-
-/* Does store s hold plan id? (plans/<id>/, as samen/store.h describes) */
-static int has_plan(samen_store *s, const char *id)
-{
-	char path[4300];
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/plans/%s", samen_store_path(s), id);
-	return stat(path, &sb) == 0;
-}
-
-/* State hash of plan id in store s ("" when the store does not hold it). */
-static void state_hash(samen_store *s, const char *id, char out[65])
-{
-	samen_plan *p;
-	out[0] = '\0';
-	if (!has_plan(s, id))
-		return;
-	p = open_plan(s, id);
-	assert_int_equal(samen_plan_state_hash(p, out), 0);
-	samen_plan_free(p);
 }
 
 static void remove_plan(samen_store *s, const char *id)
@@ -99,13 +56,13 @@ static void record_state(fixture *f)
 {
 	assert_true(f->nchanges + 1 < MAX_STATES);
 	f->nchanges++;
-	state_hash(f->a, f->plan, f->hash[f->nchanges]);
+	tu_state_hash(f->a, f->plan, f->hash[f->nchanges]);
 }
 
 /* One edit session on store s setting field of entity to value. */
 static int set_field(samen_store *s, const char *plan, const char *entity, const char *field, const char *value)
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	samen_edit *e;
 	int rc;
 	assert_int_equal(samen_edit_begin(&e, p), 0);
@@ -118,7 +75,7 @@ static int set_field(samen_store *s, const char *plan, const char *entity, const
 
 static void add_goal(samen_store *s, const char *plan, const char *title, char uid[17])
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	samen_edit *e;
 	assert_int_equal(samen_edit_begin(&e, p), 0);
 	assert_int_equal(samen_edit_create(e, "goal", uid), 0);
@@ -147,7 +104,7 @@ static int probe_field(const samen_entity_view *e, void *payload)
 
 static void goal_field(samen_store *s, const char *plan, const char *uid, const char *field, char *out, size_t len)
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	field_probe fp;
 	memset(&fp, 0, sizeof(fp));
 	fp.field = field;
@@ -159,7 +116,7 @@ static void goal_field(samen_store *s, const char *plan, const char *uid, const 
 static int bundle_create(samen_store *s, const char *plan, const char *path, const char *since,
                          samen_bundle_stats *st)
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	int rc = samen_bundle_create(p, path, since, st);
 	samen_plan_free(p);
 	return rc;
@@ -167,7 +124,7 @@ static int bundle_create(samen_store *s, const char *plan, const char *path, con
 
 static char *version_vector(samen_store *s, const char *plan)
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	char *vv = NULL;
 	assert_int_equal(samen_plan_version_vector(p, &vv), 0);
 	samen_plan_free(p);
@@ -191,18 +148,18 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->dir = tu_mkdtemp("bundle");
 	assert_non_null(f->dir);
-	f->a = open_store(f->dir, "a", "Anna");
-	f->b = open_store(f->dir, "b", "Bram");
-	f->c = open_store(f->dir, "c", "Carla");
+	f->a = tu_open_store(f->dir, "a", "Anna");
+	f->b = tu_open_store(f->dir, "b", "Bram");
+	f->c = tu_open_store(f->dir, "c", "Carla");
 	snprintf(f->path, sizeof(f->path), "%s/x.samenbundle", f->dir);
-	state_hash(f->a, "0", f->hash[0]); /* "" : no plan yet */
+	tu_state_hash(f->a, "0", f->hash[0]); /* "" : no plan yet */
 
 	assert_int_equal(samen_plan_create(&p, f->a, "Jan de Vries", "nl"), 0);
 	snprintf(f->plan, sizeof(f->plan), "%s", samen_plan_id(p));
 	samen_plan_free(p);
 	record_state(f);
 
-	p = open_plan(f->a, f->plan);
+	p = tu_open_plan(f->a, f->plan);
 	assert_int_equal(samen_edit_begin(&e, p), 0);
 	assert_int_equal(samen_edit_member_add(e, samen_store_device_key(f->b), "Bram"), 0);
 	assert_int_equal(samen_edit_commit(e, NULL), 0);
@@ -419,7 +376,7 @@ static void test_bundle_clones_the_plan_on_another_device(void **state)
 	assert_int_equal(st.pending, 0);
 	assert_string_equal(st.plan, f->plan);
 
-	state_hash(f->b, f->plan, h);
+	tu_state_hash(f->b, f->plan, h);
 	assert_string_equal(h, f->hash[3]);
 	assert_int_equal(samen_store_plans(f->b, &plans, &n), 0);
 	assert_int_equal(n, 1);
@@ -481,7 +438,7 @@ static const value_row *find_row(const value_rows *vr, const char *field, const 
 
 static void check_status_conflict(fixture *f, samen_store *s, const char *winner)
 {
-	samen_plan *p = open_plan(s, f->plan);
+	samen_plan *p = tu_open_plan(s, f->plan);
 	value_rows conf, blame;
 	const value_row *anna, *bram;
 	char shown[512];
@@ -528,8 +485,8 @@ static void test_concurrent_edits_exchanged_both_ways_converge_with_one_conflict
 	/* the same field, edited on both devices without contact */
 	assert_int_equal(set_field(f->a, f->plan, f->goal, "status", "bezig"), 0);
 	assert_int_equal(set_field(f->b, f->plan, f->goal, "status", "bereikt"), 0);
-	state_hash(f->a, f->plan, ha);
-	state_hash(f->b, f->plan, hb);
+	tu_state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->b, f->plan, hb);
 	assert_string_not_equal(ha, hb);
 
 	assert_int_equal(bundle_create(f->a, f->plan, ab, NULL, &st), 0);
@@ -545,8 +502,8 @@ static void test_concurrent_edits_exchanged_both_ways_converge_with_one_conflict
 	assert_int_equal(st.duplicates, 3);
 	assert_int_equal(st.rejected, 0);
 
-	state_hash(f->a, f->plan, ha);
-	state_hash(f->b, f->plan, hb);
+	tu_state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->b, f->plan, hb);
 	assert_string_equal(ha, hb);
 	/* both show the same winner, and keep the other value as a conflict */
 	goal_field(f->a, f->plan, f->goal, "status", wa, sizeof(wa));
@@ -565,11 +522,11 @@ static void test_concurrent_edits_exchanged_both_ways_converge_with_one_conflict
 	}
 	assert_int_equal(st.changes, 1);
 	assert_int_equal(import(f->b, ab, &st), 0);
-	state_hash(f->a, f->plan, ha);
-	state_hash(f->b, f->plan, hb);
+	tu_state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->b, f->plan, hb);
 	assert_string_equal(ha, hb);
 	{
-		samen_plan *p = open_plan(f->b, f->plan);
+		samen_plan *p = tu_open_plan(f->b, f->plan);
 		value_rows conf;
 		memset(&conf, 0, sizeof(conf));
 		assert_int_equal(samen_conflicts(p, collect_value, &conf), 0);
@@ -602,7 +559,7 @@ static void test_since_writes_only_what_the_receiver_lacks_and_reimport_is_idemp
 	assert_int_equal(st.applied, 2);
 	assert_int_equal(st.duplicates, 0);
 	assert_int_equal(st.cloned, 0);
-	state_hash(f->b, f->plan, h);
+	tu_state_hash(f->b, f->plan, h);
 	assert_string_equal(h, f->hash[5]);
 
 	/* the same bundle again: nothing new, nothing changed */
@@ -610,7 +567,7 @@ static void test_since_writes_only_what_the_receiver_lacks_and_reimport_is_idemp
 	assert_int_equal(st.changes, 2);
 	assert_int_equal(st.applied, 0);
 	assert_int_equal(st.duplicates, 2);
-	state_hash(f->b, f->plan, h2);
+	tu_state_hash(f->b, f->plan, h2);
 	assert_string_equal(h, h2);
 
 	/* a full bundle on top: all duplicates */
@@ -619,7 +576,7 @@ static void test_since_writes_only_what_the_receiver_lacks_and_reimport_is_idemp
 	assert_int_equal(import(f->b, f->path, &st), 0);
 	assert_int_equal(st.applied, 0);
 	assert_int_equal(st.duplicates, 5);
-	state_hash(f->b, f->plan, h2);
+	tu_state_hash(f->b, f->plan, h2);
 	assert_string_equal(h, h2);
 
 	/* B is now up to date: a bundle since its vector is empty, and fine */
@@ -629,7 +586,7 @@ static void test_since_writes_only_what_the_receiver_lacks_and_reimport_is_idemp
 	assert_int_equal(st.changes, 0);
 	assert_int_equal(import(f->b, f->path, &st), 0);
 	assert_int_equal(st.applied, 0);
-	state_hash(f->b, f->plan, h2);
+	tu_state_hash(f->b, f->plan, h2);
 	assert_string_equal(h, h2);
 
 	/* a version vector that is not one is refused */
@@ -660,7 +617,7 @@ static void expect_refused(fixture *f, samen_store *s, const char *path, const c
 	size_t nplans = plan_count(s);
 	int rc;
 
-	state_hash(s, f->plan, before);
+	tu_state_hash(s, f->plan, before);
 	rc = import(s, path, &st);
 	if (rc >= 0)
 		fail_msg("import of a bad bundle succeeded (expected an error about \"%s\")", needle);
@@ -668,7 +625,7 @@ static void expect_refused(fixture *f, samen_store *s, const char *path, const c
 		fail_msg("error \"%s\" mentions none of \"%s\"", samen_error_last(), needle);
 	assert_int_equal(st.applied, 0);
 	assert_int_equal(plan_count(s), nplans);
-	state_hash(s, f->plan, after);
+	tu_state_hash(s, f->plan, after);
 	assert_string_equal(before, after);
 }
 
@@ -742,7 +699,7 @@ static void test_truncated_bundle_keeps_complete_changes_and_nothing_else(void *
 		bundle_free(&bd);
 		assert_int_equal(import(f->b, trunc, &st), 0);
 		assert_int_equal(st.applied, 1);
-		state_hash(f->b, f->plan, h);
+		tu_state_hash(f->b, f->plan, h);
 		assert_string_equal(h, f->hash[1]);
 	}
 
@@ -767,7 +724,7 @@ static void test_truncated_bundle_keeps_complete_changes_and_nothing_else(void *
 		} else {
 			assert_int_equal(st.cloned, 1);
 			assert_int_equal(plan_count(f->c), 1);
-			state_hash(f->c, f->plan, h);
+			tu_state_hash(f->c, f->plan, h);
 			if (strcmp(h, f->hash[st.applied]) != 0)
 				fail_msg("truncated at %zu: %llu changes applied but the state is not A's after as many",
 				         off, (unsigned long long)st.applied);
@@ -778,7 +735,7 @@ static void test_truncated_bundle_keeps_complete_changes_and_nothing_else(void *
 		 * passes through is one A passed through, in order */
 		rc = import(f->b, trunc, &st);
 		assert_true(rc < 0);
-		state_hash(f->b, f->plan, h);
+		tu_state_hash(f->b, f->plan, h);
 		{
 			int k = 0;
 			for (int i = 1; i <= 5; i++)
@@ -796,7 +753,7 @@ static void test_truncated_bundle_keeps_complete_changes_and_nothing_else(void *
 			fail_msg("no truncation left exactly %d complete changes", k);
 	/* the whole file completes both */
 	assert_int_equal(import(f->b, f->path, &st), 0);
-	state_hash(f->b, f->plan, h);
+	tu_state_hash(f->b, f->plan, h);
 	assert_string_equal(h, f->hash[5]);
 	free(good);
 }
@@ -812,7 +769,7 @@ static void test_garbage_after_the_header_is_refused(void **state)
 
 	assert_int_equal(bundle_create(f->a, f->plan, f->path, NULL, &st), 0);
 	assert_int_equal(import(f->b, f->path, &st), 0);
-	state_hash(f->b, f->plan, hb);
+	tu_state_hash(f->b, f->plan, hb);
 	good = tu_read_file(f->path, &len);
 	assert_non_null(good);
 	bad = malloc(HEADER + 4096);
@@ -830,7 +787,7 @@ static void test_garbage_after_the_header_is_refused(void **state)
 		/* new to C: no plan left; known to B: unchanged */
 		expect_refused(f, f->c, f->path, "damaged|truncated|record|after its end");
 		expect_refused(f, f->b, f->path, "damaged|truncated|record|after its end");
-		state_hash(f->b, f->plan, hb);
+		tu_state_hash(f->b, f->plan, hb);
 		assert_string_equal(hb, f->hash[3]);
 	}
 	/* the compressed stream valid, what it holds garbage */
@@ -932,7 +889,7 @@ static void test_record_with_bad_signature_stops_the_import_there(void **state)
 	assert_error_has("2 changes before it were verified and imported, nothing after it");
 	assert_int_equal(st.applied, 2);
 	assert_int_equal(st.cloned, 1);
-	state_hash(f->c, f->plan, h);
+	tu_state_hash(f->c, f->plan, h);
 	assert_string_equal(h, f->hash[2]); /* records 1 and 2, not 4 and 5 */
 
 	/* the same change bytes with one bit flipped instead */
@@ -944,7 +901,7 @@ static void test_record_with_bad_signature_stops_the_import_there(void **state)
 	assert_error_has("record 3");
 	assert_int_equal(st.applied, 0);
 	assert_int_equal(st.duplicates, 2);
-	state_hash(f->c, f->plan, h);
+	tu_state_hash(f->c, f->plan, h);
 	assert_string_equal(h, f->hash[2]);
 	bd.r[2].bytes[bd.r[2].len - 1] ^= 0x01;
 
@@ -952,7 +909,7 @@ static void test_record_with_bad_signature_stops_the_import_there(void **state)
 	bundle_write(f->path, bd.header, recs, 5, NULL, 0, NULL, 0);
 	assert_int_equal(import(f->c, f->path, &st), 0);
 	assert_int_equal(st.applied, 3);
-	state_hash(f->c, f->plan, h);
+	tu_state_hash(f->c, f->plan, h);
 	assert_string_equal(h, f->hash[5]);
 
 	/* a bad first record of a new plan: nothing stored, no plan left */
@@ -992,7 +949,7 @@ static void test_data_after_the_end_record_is_refused(void **state)
 	assert_error_has("data after its end");
 	/* the complete, verified records before it are kept; nothing after */
 	assert_int_equal(st.applied, 3);
-	state_hash(f->b, f->plan, h);
+	tu_state_hash(f->b, f->plan, h);
 	assert_string_equal(h, f->hash[3]);
 	{
 		uint8_t extra[2048];
@@ -1004,7 +961,7 @@ static void test_data_after_the_end_record_is_refused(void **state)
 		assert_true(import(f->c, f->path, &st) < 0);
 		assert_error_has("data after its end");
 		assert_int_equal(st.applied, 2);
-		state_hash(f->c, f->plan, h);
+		tu_state_hash(f->c, f->plan, h);
 		assert_string_equal(h, f->hash[2]);
 	}
 	/* after the compressed stream, in the file */
@@ -1016,7 +973,7 @@ static void test_data_after_the_end_record_is_refused(void **state)
 		assert_int_equal(tu_write_file(f->path, longer, len + sizeof(more)), 0);
 		assert_true(import(f->c, f->path, &st) < 0);
 		assert_error_has("data after its end");
-		state_hash(f->c, f->plan, h);
+		tu_state_hash(f->c, f->plan, h);
 		assert_string_equal(h, f->hash[3]);
 		longer[len] = 0;
 		assert_int_equal(tu_write_file(f->path, longer, len + 1), 0);
@@ -1040,7 +997,7 @@ static void test_records_of_another_plan_are_refused_but_its_own_bundle_clones_i
 	assert_int_equal(samen_plan_create(&p, f->c, "Piet Bakker", "en"), 0);
 	snprintf(other, sizeof(other), "%s", samen_plan_id(p));
 	samen_plan_free(p);
-	state_hash(f->c, other, ho);
+	tu_state_hash(f->c, other, ho);
 	snprintf(op, sizeof(op), "%s/other.samenbundle", f->dir);
 	assert_int_equal(bundle_create(f->c, other, op, NULL, &st), 0);
 	assert_string_equal(st.plan, other);
@@ -1049,7 +1006,7 @@ static void test_records_of_another_plan_are_refused_but_its_own_bundle_clones_i
 	assert_int_equal(import(f->b, op, &st), 0);
 	assert_int_equal(st.cloned, 1);
 	assert_string_equal(st.plan, other);
-	state_hash(f->b, other, h);
+	tu_state_hash(f->b, other, h);
 	assert_string_equal(h, ho);
 
 	/* a record of Carla's plan inside a bundle of A's plan */
@@ -1068,17 +1025,17 @@ static void test_records_of_another_plan_are_refused_but_its_own_bundle_clones_i
 	assert_error_has(other);
 	assert_error_has(f->plan);
 	assert_int_equal(st.applied, 2);
-	state_hash(f->b, f->plan, h);
+	tu_state_hash(f->b, f->plan, h);
 	assert_string_equal(h, f->hash[2]);
 	/* Carla's plan on B is untouched by it */
-	state_hash(f->b, other, h);
+	tu_state_hash(f->b, other, h);
 	assert_string_equal(h, ho);
 
 	/* a bundle whose header names Carla's plan but holds A's changes */
 	recs[0] = &mine.r[0];
 	bundle_write(f->path, theirs.header, recs, 1, NULL, 0, NULL, 0);
 	expect_refused(f, f->b, f->path, "belongs to plan");
-	state_hash(f->b, other, h);
+	tu_state_hash(f->b, other, h);
 	assert_string_equal(h, ho);
 	bundle_free(&mine);
 	bundle_free(&theirs);
@@ -1130,13 +1087,13 @@ static void test_change_by_a_non_member_is_kept_but_rejected(void **state)
 	assert_int_equal(bundle_create(f->c, f->plan, f->path, vv, &st), 0);
 	free(vv);
 	assert_int_equal(st.changes, 1);
-	state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->a, f->plan, ha);
 	assert_int_equal(import(f->a, f->path, &st), 0);
 	assert_int_equal(st.applied, 1);
 	assert_int_equal(st.rejected, 1);
 
 	/* A keeps it, as evidence, marked rejected with the reason */
-	p = open_plan(f->a, f->plan);
+	p = tu_open_plan(f->a, f->plan);
 	memset(&lp, 0, sizeof(lp));
 	lp.device = samen_store_device_key(f->c);
 	assert_int_equal(samen_log(p, NULL, probe_log, &lp), 0);
@@ -1149,7 +1106,7 @@ static void test_change_by_a_non_member_is_kept_but_rejected(void **state)
 	assert_string_equal(title, "Zelfstandig wonen");
 	{
 		value_rows blame;
-		p = open_plan(f->a, f->plan);
+		p = tu_open_plan(f->a, f->plan);
 		memset(&blame, 0, sizeof(blame));
 		assert_int_equal(samen_blame(p, f->goal, collect_value, &blame), 0);
 		samen_plan_free(p);
@@ -1162,8 +1119,8 @@ static void test_change_by_a_non_member_is_kept_but_rejected(void **state)
 	assert_int_equal(st.rejected, 1);
 	{
 		char hb[65];
-		state_hash(f->a, f->plan, ha);
-		state_hash(f->b, f->plan, hb);
+		tu_state_hash(f->a, f->plan, ha);
+		tu_state_hash(f->b, f->plan, hb);
 		assert_string_equal(ha, hb);
 	}
 }

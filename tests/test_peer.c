@@ -48,54 +48,13 @@ typedef struct {
 
 /* ---- stores, plans, edits ------------------------------------------------------------ */
 
-static samen_store *open_store(const char *root, const char *sub, const char *name)
-{
-	char path[4200];
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	samen_store *s = NULL;
-	snprintf(path, sizeof(path), "%s/%s", root, sub);
-	o.path = path;
-	o.device_name = name;
-	o.create = 1;
-	if (samen_store_open(&s, &o) != 0)
-		fail_msg("cannot open store %s: %s", path, samen_error_last());
-	return s;
-}
-
-static samen_plan *open_plan(samen_store *s, const char *id)
-{
-	samen_plan *p = NULL;
-	if (samen_plan_open(&p, s, id) != 0)
-		fail_msg("cannot open plan %s in %s: %s", id, samen_store_path(s), samen_error_last());
-	return p;
-}
-
-static int has_plan(samen_store *s, const char *id)
-{
-	char path[4300];
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/plans/%s", samen_store_path(s), id);
-	return stat(path, &sb) == 0;
-}
-
-static void state_hash(samen_store *s, const char *id, char out[65])
-{
-	samen_plan *p;
-	out[0] = '\0';
-	if (!has_plan(s, id))
-		return;
-	p = open_plan(s, id);
-	assert_int_equal(samen_plan_state_hash(p, out), 0);
-	samen_plan_free(p);
-}
-
 static int64_t change_count(samen_store *s, const char *id)
 {
 	samen_plan *p;
 	samen_status st;
-	if (!has_plan(s, id))
+	if (!tu_has_plan(s, id))
 		return 0;
-	p = open_plan(s, id);
+	p = tu_open_plan(s, id);
 	assert_int_equal(samen_plan_status(p, &st), 0);
 	samen_plan_free(p);
 	return st.changes;
@@ -104,7 +63,7 @@ static int64_t change_count(samen_store *s, const char *id)
 /* n changes on store s, each a new goal with a title of tlen bytes */
 static void add_goals(samen_store *s, const char *plan, int n, size_t tlen, const char *tag)
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	char title[1024], uid[17];
 	if (tlen >= sizeof(title))
 		tlen = sizeof(title) - 1;
@@ -195,10 +154,10 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->dir = tu_mkdtemp("peer");
 	assert_non_null(f->dir);
-	f->a = open_store(f->dir, "a", "Anna");
-	f->b = open_store(f->dir, "b", "Bram");
-	f->c = open_store(f->dir, "c", "Carla");
-	f->x = open_store(f->dir, "x", "Xander");
+	f->a = tu_open_store(f->dir, "a", "Anna");
+	f->b = tu_open_store(f->dir, "b", "Bram");
+	f->c = tu_open_store(f->dir, "c", "Carla");
+	f->x = tu_open_store(f->dir, "x", "Xander");
 	assert_int_equal(samen_plan_create(&p, f->a, "Jan de Vries", "nl"), 0);
 	snprintf(f->plan, sizeof(f->plan), "%s", samen_plan_id(p));
 	assert_int_equal(samen_edit_begin(&e, p), 0);
@@ -348,8 +307,8 @@ static void test_member_clones_then_syncs_both_ways(void **state)
 	assert_int_equal(st.received, 1);
 	assert_int_equal(st.ahead, 0);
 	assert_int_equal(st.behind, 0);
-	state_hash(f->a, f->plan, ha);
-	state_hash(f->b, f->plan, hb);
+	tu_state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->b, f->plan, hb);
 	assert_string_equal(ha, hb);
 	/* nothing new: nothing moves but the two version vectors */
 	must_sync(f->b, f->sa.url, f->plan, &st);
@@ -377,14 +336,14 @@ static void test_both_sides_remember_when_they_last_synced(void **state)
 	peer_seen seen = {0};
 	samen_plan *p;
 	must_sync(f->b, f->sa.url, f->plan, NULL);
-	p = open_plan(f->b, f->plan);
+	p = tu_open_plan(f->b, f->plan);
 	assert_int_equal(samen_peer_list(p, note_peer, &seen), 0);
 	samen_plan_free(p);
 	assert_int_equal(seen.n, 1);
 	assert_string_equal(seen.device, samen_store_device_key(f->a));
 	assert_true(seen.last_sync > 0);
 	memset(&seen, 0, sizeof(seen));
-	p = open_plan(f->a, f->plan);
+	p = tu_open_plan(f->a, f->plan);
 	assert_int_equal(samen_peer_list(p, note_peer, &seen), 0);
 	samen_plan_free(p);
 	assert_int_equal(seen.n, 1);
@@ -442,7 +401,7 @@ static void test_three_devices_in_random_pairings_reach_the_same_state(void **st
 	for (int i = 0; i < 3; i++)
 		stop_server(&srv[i]);
 	for (int i = 0; i < 3; i++)
-		state_hash(dev[i], f->plan, h[i]);
+		tu_state_hash(dev[i], f->plan, h[i]);
 	assert_true(h[0][0] != '\0');
 	assert_string_equal(h[0], h[1]);
 	assert_string_equal(h[1], h[2]);
@@ -553,7 +512,7 @@ static void test_cut_connections_lose_nothing_and_the_next_sync_completes(void *
 		prev_a = na;
 		prev_b = nb;
 		if (i % 10 == 9) {
-			samen_plan *p = open_plan(f->b, f->plan);
+			samen_plan *p = tu_open_plan(f->b, f->plan);
 			samen_check_result cr;
 			char h[65];
 			assert_int_equal(samen_plan_check(p, &cr, h), 0);
@@ -564,8 +523,8 @@ static void test_cut_connections_lose_nothing_and_the_next_sync_completes(void *
 	assert_true(progress_b > 4);
 	assert_true(failures > 20);
 	must_sync(f->b, f->sa.url, f->plan, &st);
-	state_hash(f->a, f->plan, ha);
-	state_hash(f->b, f->plan, hb);
+	tu_state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->b, f->plan, hb);
 	assert_string_equal(ha, hb);
 	assert_int_equal(change_count(f->a, f->plan), change_count(f->b, f->plan));
 }
@@ -585,12 +544,12 @@ static void test_a_cut_clone_keeps_what_came_and_resumes(void **state)
 		fprintf(stderr, "cut clone: %s; received %llu applied %llu in %llu\n", samen_error_last(),
 		        (unsigned long long)st.received, (unsigned long long)st.applied, (unsigned long long)st.bytes_in);
 	assert_true(st.applied > 0);
-	assert_true(has_plan(f->c, f->plan));
+	assert_true(tu_has_plan(f->c, f->plan));
 	assert_int_equal(change_count(f->c, f->plan), (int64_t)st.applied);
 	must_sync(f->c, f->sa.url, f->plan, &st);
 	assert_false(st.cloned);
-	state_hash(f->a, f->plan, ha);
-	state_hash(f->c, f->plan, hc);
+	tu_state_hash(f->a, f->plan, ha);
+	tu_state_hash(f->c, f->plan, hc);
 	assert_string_equal(ha, hc);
 }
 
@@ -602,7 +561,7 @@ static void test_non_member_gets_no_plan_data(void **state)
 	samen_sync_stats st;
 	assert_int_equal(sync_with(f->x, f->sa.url, f->plan, &st), SAMEN_EPERM);
 	assert_non_null(strstr(samen_error_last(), "not a member"));
-	assert_false(has_plan(f->x, f->plan));
+	assert_false(tu_has_plan(f->x, f->plan));
 	/* the handshake and one error frame, nothing more */
 	assert_true(st.bytes_in < 400);
 	must_sync(f->b, f->sa.url, f->plan, NULL);
@@ -615,7 +574,7 @@ static void test_unknown_plan_is_refused_and_leaves_nothing(void **state)
 	const char *other = "00112233445566778899aabbccddeeff";
 	assert_int_equal(sync_with(f->b, f->sa.url, other, &st), SAMEN_ENOTFOUND);
 	assert_non_null(strstr(samen_error_last(), "no plan"));
-	assert_false(has_plan(f->b, other));
+	assert_false(tu_has_plan(f->b, other));
 	must_sync(f->b, f->sa.url, f->plan, NULL);
 }
 
@@ -629,7 +588,7 @@ static void test_client_refuses_a_server_that_is_not_a_member(void **state)
 	{
 		char path[4300];
 		samen_bundle_stats bs;
-		samen_plan *p = open_plan(f->a, f->plan);
+		samen_plan *p = tu_open_plan(f->a, f->plan);
 		snprintf(path, sizeof(path), "%s/all.bundle", f->dir);
 		stop_server(&f->sa);
 		assert_int_equal(samen_bundle_create(p, path, NULL, &bs), 0);
@@ -657,7 +616,7 @@ static void test_a_revoked_member_is_refused(void **state)
 	samen_edit *e;
 	must_sync(f->b, f->sa.url, f->plan, NULL);
 	stop_server(&f->sa);
-	p = open_plan(f->a, f->plan);
+	p = tu_open_plan(f->a, f->plan);
 	assert_int_equal(samen_edit_begin(&e, p), 0);
 	assert_int_equal(samen_edit_member_revoke(e, "Bram"), 0);
 	assert_int_equal(samen_edit_commit(e, NULL), 0);
@@ -837,7 +796,7 @@ static void test_two_hundred_idle_connections_do_not_lock_out_a_member(void **st
 /* One change holding n goals with a 4000-byte description each. */
 static void add_big_change(samen_store *s, const char *plan, int n)
 {
-	samen_plan *p = open_plan(s, plan);
+	samen_plan *p = tu_open_plan(s, plan);
 	samen_edit *e;
 	char *text = malloc(4001), uid[17];
 	assert_non_null(text);
@@ -915,7 +874,7 @@ static void test_a_forked_device_chain_is_reported(void **state)
 	/* the same device key in two stores: each signs a different seq */
 	snprintf(cmd, sizeof(cmd), "cp -a '%s/b' '%s/b2'", f->dir, f->dir);
 	assert_int_equal(system(cmd), 0);
-	b2 = open_store(f->dir, "b2", "Bram");
+	b2 = tu_open_store(f->dir, "b2", "Bram");
 	add_goals(f->b, f->plan, 1, 20, "here");
 	add_goals(b2, f->plan, 1, 20, "there");
 	must_sync(f->b, f->sa.url, f->plan, &st);

@@ -26,20 +26,6 @@ typedef struct {
 	samen_remote_stats st;
 } fixture;
 
-static samen_store *open_store(const char *root, const char *sub, const char *name)
-{
-	char path[4200];
-	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
-	samen_store *s = NULL;
-	snprintf(path, sizeof(path), "%s/%s", root, sub);
-	o.path = path;
-	o.device_name = name;
-	o.create = 1;
-	if (samen_store_open(&s, &o) != 0)
-		fail_msg("cannot open store %s: %s", path, samen_error_last());
-	return s;
-}
-
 static samen_plan *open_plan(samen_store *s)
 {
 	samen_plan *p = NULL;
@@ -113,8 +99,8 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->dir = tu_mkdtemp("remote");
 	assert_non_null(f->dir);
-	f->a = open_store(f->dir, "a", "Anna");
-	f->b = open_store(f->dir, "b", "Bram");
+	f->a = tu_open_store(f->dir, "a", "Anna");
+	f->b = tu_open_store(f->dir, "b", "Bram");
 	snprintf(f->good, sizeof(f->good), "%s/good.git", f->dir);
 	snprintf(f->evil, sizeof(f->evil), "%s/evil.git", f->dir);
 	bare_repo(f->good);
@@ -366,7 +352,7 @@ static int count_remote(const samen_remote_info *r, void *payload)
 static void test_clone_of_an_empty_remote_leaves_nothing_behind(void **state)
 {
 	fixture *f = *state;
-	samen_store *c = open_store(f->dir, "c", "Carla");
+	samen_store *c = tu_open_store(f->dir, "c", "Carla");
 	samen_plan_info *plans = NULL;
 	size_t n = 99;
 	int remotes = 0;

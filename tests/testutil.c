@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *tu_mkdtemp(const char *tag)
@@ -85,4 +86,45 @@ void node_free(node *n)
 		tu_rmtree(n->dir);
 	free(n->dir);
 	memset(n, 0, sizeof(*n));
+}
+
+samen_store *tu_open_store(const char *root, const char *sub, const char *name)
+{
+	char path[4200];
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	samen_store *s = NULL;
+	snprintf(path, sizeof(path), "%s/%s", root, sub);
+	o.path = path;
+	o.device_name = name;
+	o.create = 1;
+	if (samen_store_open(&s, &o) != 0)
+		fail_msg("cannot open store %s: %s", path, samen_error_last());
+	return s;
+}
+
+samen_plan *tu_open_plan(samen_store *s, const char *id)
+{
+	samen_plan *p = NULL;
+	if (samen_plan_open(&p, s, id) != 0)
+		fail_msg("cannot open plan %s in %s: %s", id ? id : "(only)", samen_store_path(s), samen_error_last());
+	return p;
+}
+
+int tu_has_plan(samen_store *s, const char *id)
+{
+	char path[4300];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/plans/%s", samen_store_path(s), id);
+	return stat(path, &sb) == 0;
+}
+
+void tu_state_hash(samen_store *s, const char *id, char out[65])
+{
+	samen_plan *p;
+	out[0] = '\0';
+	if (!tu_has_plan(s, id))
+		return;
+	p = tu_open_plan(s, id);
+	assert_int_equal(samen_plan_state_hash(p, out), 0);
+	samen_plan_free(p);
 }

@@ -56,6 +56,16 @@ typedef struct {
 	char key[65];            /* the device key, 64 hex digits */
 } node;
 
+/* Open (creating) the store root/sub for a device called name; fails the
+ * test when it cannot. */
+struct samen_store *tu_open_store(const char *root, const char *sub, const char *name);
+/* Open plan id (NULL: the only one) of store s; fails the test when it cannot. */
+struct samen_plan *tu_open_plan(struct samen_store *s, const char *id);
+/* Does store s hold plan id? (plans/<id>/) */
+int tu_has_plan(struct samen_store *s, const char *id);
+/* The state hash of plan id in store s ("" when the store does not hold it). */
+void tu_state_hash(struct samen_store *s, const char *id, char out[65]);
+
 /* A new store named name (device name) under a fresh temporary directory. */
 void node_init(node *n, const char *name);
 /* Close the plan and the store and remove the directory. */
