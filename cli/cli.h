@@ -41,6 +41,11 @@ void fmt_time(char *buf, size_t cap, int64_t t);
 typedef int (*plan_fn)(cli *c, samen_plan *p, void *ctx);
 int with_plan(cli *c, const char *cmd, int json_list, plan_fn fn, void *ctx);
 
+/* Open the plan, let fn add ops to one edit session, commit it and report
+ * it as what ("Changed goal"); errors are reported as cmd's. */
+typedef int (*edit_fn)(samen_edit *e, cli *c, void *arg);
+int one_edit(cli *c, const char *cmd, const char *what, edit_fn fn, void *arg);
+
 /* Commit an edit session and report it ("Added goal UID (change ...)"). */
 int commit_edit(const cli *c, samen_edit *e, const char *cmd, const char *what, const char *uid);
 

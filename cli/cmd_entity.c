@@ -261,14 +261,18 @@ static int entity_show(cli *c, const samen_type_info *t)
 	return rc;
 }
 
+static int set_fields(samen_edit *e, cli *c, void *arg)
+{
+	const samen_type_info *t = arg;
+	for (int i = 1; i + 1 < c->argc; i += 2)
+		if (samen_edit_set_in(e, t->name, c->argv[0], c->argv[i], c->argv[i + 1]) < 0)
+			return -1;
+	return 0;
+}
+
 static int entity_set(cli *c, const samen_type_info *t)
 {
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
-	samen_edit *e = NULL;
 	char cmd[64], what[64];
-	int rc = 1;
-
 	snprintf(cmd, sizeof(cmd), "%s set", t->name);
 	if (no_more_opts(c))
 		return EXIT_USAGE;
@@ -278,24 +282,8 @@ static int entity_set(cli *c, const samen_type_info *t)
 		snprintf(u, sizeof(u), "%s set %s FIELD VALUE [FIELD VALUE ...]", t->name, up);
 		return usage(u);
 	}
-	if (open_plan(c, &s, &p) < 0)
-		return fail(c, cmd);
-	if (samen_edit_begin(&e, p) < 0) {
-		rc = fail(c, cmd);
-		goto cleanup;
-	}
-	for (int i = 1; i + 1 < c->argc; i += 2)
-		if (samen_edit_set_in(e, t->name, c->argv[0], c->argv[i], c->argv[i + 1]) < 0) {
-			rc = fail(c, cmd);
-			goto cleanup;
-		}
 	snprintf(what, sizeof(what), "Changed %s", t->name);
-	rc = commit_edit(c, e, cmd, what, NULL);
-cleanup:
-	samen_edit_free(e);
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
+	return one_edit(c, cmd, what, set_fields, (void *)t);
 }
 
 static int entity_rm(cli *c, const samen_type_info *t)

@@ -120,27 +120,6 @@ static int print_device(const samen_device_view *d, void *payload)
 	return 0;
 }
 
-/* One edit session holding one rights op, committed with a message. */
-typedef int (*edit_fn)(samen_edit *e, cli *c, void *arg);
-
-static int one_edit(cli *c, const char *cmd, const char *what, edit_fn fn, void *arg)
-{
-	samen_store *s = NULL;
-	samen_plan *p = NULL;
-	samen_edit *e = NULL;
-	int rc;
-	if (open_plan(c, &s, &p) < 0)
-		return fail(c, cmd);
-	if (samen_edit_begin(&e, p) < 0 || fn(e, c, arg) < 0)
-		rc = fail(c, cmd);
-	else
-		rc = commit_edit(c, e, cmd, what, NULL);
-	samen_edit_free(e);
-	samen_plan_free(p);
-	samen_store_free(s);
-	return rc;
-}
-
 typedef struct {
 	const char *key, *role, *areas;
 	int consent;

@@ -122,3 +122,21 @@ int with_plan(cli *c, const char *cmd, int json_list, plan_fn fn, void *ctx)
 	samen_store_free(s);
 	return rc < 0 ? fail(c, cmd) : rc;
 }
+
+int one_edit(cli *c, const char *cmd, const char *what, edit_fn fn, void *arg)
+{
+	samen_store *s = NULL;
+	samen_plan *p = NULL;
+	samen_edit *e = NULL;
+	int rc;
+	if (open_plan(c, &s, &p) < 0)
+		return fail(c, cmd);
+	if (samen_edit_begin(&e, p) < 0 || fn(e, c, arg) < 0)
+		rc = fail(c, cmd);
+	else
+		rc = commit_edit(c, e, cmd, what, NULL);
+	samen_edit_free(e);
+	samen_plan_free(p);
+	samen_store_free(s);
+	return rc;
+}
