@@ -3200,6 +3200,21 @@ static int add_head(replica_edit_base *out, size_t *cap, const uint8_t id[32])
 	return 0;
 }
 
+/* Append a change id to a growing work list. */
+static int push_id(uint8_t (**todo)[32], size_t *n, size_t *cap, const uint8_t id[32])
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		void *p = realloc(*todo, nc * 32);
+		if (!p)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		*todo = p;
+		*cap = nc;
+	}
+	memcpy((*todo)[(*n)++], id, 32);
+	return 0;
+}
+
 /* A head that was rejected hides the accepted changes it builds on (a
  * revoked member who edits on, a professional outside their scope): the
  * new change builds on the nearest accepted ancestors instead, so that what
@@ -3220,19 +3235,8 @@ static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, siz
 		rc = db_error(r, "edit base");
 		goto cleanup;
 	}
-	while (rc == 0 && sqlite3_step(h) == SQLITE_ROW) {
-		if (ntodo == captodo) {
-			size_t nc = captodo ? captodo * 2 : 16;
-			void *p = realloc(todo, nc * 32);
-			if (!p) {
-				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
-				break;
-			}
-			todo = p;
-			captodo = nc;
-		}
-		memcpy(todo[ntodo++], sqlite3_column_blob(h, 0), 32);
-	}
+	while (rc == 0 && sqlite3_step(h) == SQLITE_ROW)
+		rc = push_id(&todo, &ntodo, &captodo, sqlite3_column_blob(h, 0));
 	while (rc == 0 && ntodo && visited++ < SAMEN_MAX_PENDING) {
 		uint8_t id[32];
 		samen_change ch;
@@ -3255,21 +3259,12 @@ static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, siz
 			const uint8_t *pid = k == 0 ? (ch.has_prev ? ch.prev : NULL) : change_dep(&ch, k - 1);
 			if (!pid)
 				continue;
-			if (ntodo == captodo) {
-				size_t nc = captodo ? captodo * 2 : 16;
-				void *p = realloc(todo, nc * 32);
-				if (!p) {
-					rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
-					break;
-				}
-				todo = p;
-				captodo = nc;
-			}
-			memcpy(todo[ntodo++], pid, 32);
+			rc = push_id(&todo, &ntodo, &captodo, pid);
 		}
 		change_clear(&ch);
 	}
-	samen_error_clear();
+	if (rc == 0)
+		samen_error_clear(); /* undecodable rejected changes were skipped, not errors */
 cleanup:
 	sqlite3_finalize(h);
 	sqlite3_finalize(q);
