@@ -74,6 +74,14 @@ int plan_note_sync(samen_plan *plan, const uint8_t key[32], int64_t when);
 int edit_set_value(samen_edit *e, const char *type, const char *entity, const char *field, const uint8_t *v,
                    size_t len);
 
+/* The label of the entity with uid: its field 1, or when that is itself a
+ * reference (a VIP names a person), that entity's label; "" when unknown.
+ * st is a statement prepared from ENTITY_LABEL_SQL. */
+#define ENTITY_LABEL_SQL                                                                        \
+	"SELECT e.type, f.value FROM entities e JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win" \
+	" WHERE e.uid = ? LIMIT 1"
+void entity_label(sqlite3_stmt *st, const char *uid, char *out, size_t cap);
+
 /* The one-line summary of a change in lang ("nl" or "en"). */
 char *change_summary(const samen_change *c, const char *lang);
 /* The full message of a change's commit (summary, blank line, trailer),

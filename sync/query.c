@@ -188,13 +188,7 @@ cleanup:
 	return rc;
 }
 
-#define LABEL_SQL                                                                              \
-	"SELECT e.type, f.value FROM entities e JOIN fields f ON f.entity = e.rowid AND f.field = 1 AND f.win" \
-	" WHERE e.uid = ? LIMIT 1"
-
-/* The label of the entity with uid: its field 1, or when that is itself a
- * reference (a VIP names a person), that entity's label. "" when unknown. */
-static void ref_label(sqlite3_stmt *st, const char *uid, char *out, size_t cap)
+void entity_label(sqlite3_stmt *st, const char *uid, char *out, size_t cap)
 {
 	char next[17];
 	out[0] = '\0';
@@ -205,17 +199,18 @@ static void ref_label(sqlite3_stmt *st, const char *uid, char *out, size_t cap)
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, next, -1, SQLITE_TRANSIENT);
 		if (sqlite3_step(st) != SQLITE_ROW)
-			return;
+			break;
 		td = schema_type((uint32_t)sqlite3_column_int64(st, 0));
 		f = td ? schema_field(td, 1) : NULL;
 		if (!f)
-			return;
+			break;
 		schema_format_value(f, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), out, cap);
 		if (f->kind != FIELD_REF)
-			return;
+			break;
 		snprintf(next, sizeof(next), "%s", out);
 		out[0] = '\0';
 	}
+	sqlite3_reset(st); /* no read left open */
 }
 
 /* "uid, uid" -> "label, label" */
@@ -230,7 +225,7 @@ static char *ref_labels(sqlite3_stmt *st, const char *uids)
 		char uid[17];
 		size_t n = strcspn(p, ", ");
 		snprintf(uid, sizeof(uid), "%.*s", (int)(n < 16 ? n : 16), p);
-		ref_label(st, uid, label, sizeof(label));
+		entity_label(st, uid, label, sizeof(label));
 		if (o < VALUE_TEXT)
 			o += (size_t)snprintf(out + o, VALUE_TEXT - o, "%s%s", o ? ", " : "", label[0] ? label : uid);
 		p += n;
@@ -242,7 +237,7 @@ static char *ref_labels(sqlite3_stmt *st, const char *uids)
 static int label_refs(samen_plan *p, const type_def *td, row *rows, size_t n)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(replica_db(p->rep), LABEL_SQL, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(replica_db(p->rep), ENTITY_LABEL_SQL, -1, &st, NULL) != SQLITE_OK)
 		return db_fail(p, "labels");
 	for (size_t k = 0; k < n; k++)
 		for (uint32_t i = 0; i < td->nfields && i < MAX_FIELDS; i++)
@@ -499,7 +494,7 @@ static int values(samen_plan *p, int64_t only, samen_value_cb cb, void *payload)
 		" ORDER BY e.uid, f.field, f.win DESC, c.lamport DESC, d.key DESC";
 	sqlite3_stmt *lab = NULL;
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, LABEL_SQL, -1, &lab, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(db, ENTITY_LABEL_SQL, -1, &lab, NULL) != SQLITE_OK) {
 		sqlite3_finalize(s);
 		return db_fail(p, "values");
 	}

@@ -19,28 +19,7 @@ typedef struct {
 	sqlite3_stmt *label;     /* uid -> label */
 } tl_ctx;
 
-static void label_at(tl_ctx *x, const char *uid, char *out, size_t cap, int depth)
-{
-	const type_def *td;
-	const field_def *f;
-	out[0] = '\0';
-	sqlite3_reset(x->label);
-	sqlite3_bind_text(x->label, 1, uid, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(x->label) != SQLITE_ROW)
-		return;
-	td = schema_type((uint32_t)sqlite3_column_int64(x->label, 0));
-	f = td ? schema_field(td, 1) : NULL;
-	if (!f)
-		return;
-	schema_format_value(f, sqlite3_column_blob(x->label, 1), (size_t)sqlite3_column_bytes(x->label, 1), out, cap);
-	if (f->kind == FIELD_REF && depth < 2) { /* a VIP or a tie is named by its person */
-		char uid2[17];
-		snprintf(uid2, sizeof(uid2), "%s", out);
-		label_at(x, uid2, out, cap, depth + 1);
-	}
-}
-
-static void label_of(tl_ctx *x, const char *uid, char *out, size_t cap) { label_at(x, uid, out, cap, 0); }
+static void label_of(tl_ctx *x, const char *uid, char *out, size_t cap) { entity_label(x->label, uid, out, cap); }
 
 /* An op's value as a person reads it: references become labels. */
 static void value_text(tl_ctx *x, const samen_change *ch, const field_def *f, const samen_op *op, char *out,
@@ -88,8 +67,7 @@ int samen_timeline(samen_plan *p, const char *type, const char *entity, samen_ti
 	}
 	if (entity && (rc = replica_find_entity(p->rep, want, entity, &only)) < 0)
 		return rc;
-	if (sqlite3_prepare_v2(db, "SELECT e.type, f.value FROM entities e JOIN fields f ON f.entity = e.rowid AND"
-	                       " f.field = 1 AND f.win WHERE e.uid = ? LIMIT 1", -1, &x.label, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(db, ENTITY_LABEL_SQL, -1, &x.label, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT c.id, c.name, d.key, c.time, c.verdict, c.reason, c.body, c.ctr_end"
 	                       " FROM changes c JOIN devs d ON d.devno = c.devno ORDER BY c.lamport, c.id",
 	                       -1, &s, NULL) != SQLITE_OK) {
