@@ -308,8 +308,19 @@ static int utf8_check(const uint8_t *s, size_t len, size_t *bad)
 	size_t k = 0;
 
 	while (k < len) {
-		uint8_t c = s[k];
+		uint8_t c;
 		size_t need, j;
+		uint64_t w;
+
+		/* plain ASCII without NUL, eight bytes at a time */
+		if (len - k >= 8) {
+			memcpy(&w, s + k, 8);
+			if (!((w | ((w - 0x0101010101010101ull) & ~w)) & 0x8080808080808080ull)) {
+				k += 8;
+				continue;
+			}
+		}
+		c = s[k];
 		uint8_t lo = 0x80, hi = 0xbf;
 
 		*bad = k;

@@ -49,6 +49,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The replica's format (PRAGMA user_version): raise it when a table, an
+ * index or a view changes. */
+#define REPLICA_FORMAT 1
+
 /* --- statements ----------------------------------------------------------- */
 
 enum {
@@ -175,7 +179,8 @@ static int create_views(replica *r)
 		if (!td)
 			continue;
 		o += (size_t)snprintf(sql + o, sizeof(sql) - o,
-		                      "CREATE VIEW IF NOT EXISTS %s AS SELECT e.uid AS id", td->plural);
+		                      "DROP VIEW IF EXISTS %s; CREATE VIEW %s AS SELECT e.uid AS id", td->plural,
+		                      td->plural);
 		for (uint32_t i = 0; i < td->nfields && o < sizeof(sql); i++)
 			o += (size_t)snprintf(sql + o, sizeof(sql) - o,
 			                      ", (SELECT sqlval FROM fields f WHERE f.entity = e.rowid AND f.field = %u"
@@ -190,6 +195,47 @@ static int create_views(replica *r)
 			return db_error(r, "creating views");
 	}
 	return 0;
+}
+
+/* PRAGMA user_version holds the replica's format: tables, indexes and views
+ * are created once, in one transaction, instead of at every open. Format 0
+ * is a new file (or one made before formats were numbered: its tables are
+ * the same, its views are made again). */
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int create_schema(replica *r)
+{
+	char sql[64];
+	int rc;
+	if (sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(r, "creating tables");
+	/* another process may have made them while we waited for the lock */
+	if (user_version(r->db) == REPLICA_FORMAT)
+		return sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : db_error(r, "creating tables");
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", REPLICA_FORMAT);
+	if (sqlite3_exec(r->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_error(r, "creating tables");
+		goto fail;
+	}
+	if ((rc = create_views(r)) < 0)
+		goto fail;
+	if (sqlite3_exec(r->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_error(r, "creating tables");
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
 }
 
 /* quick_check reports damage as result rows, not as an error code. */
@@ -249,7 +295,7 @@ static void clean_mark_write(const char *path)
 int replica_open(replica **out, const char *path)
 {
 	replica *r = NULL;
-	int rc, quick_ok = 1;
+	int rc, quick_ok = 1, version = 0;
 	bool vouched = clean_mark_matches(path);
 
 	*out = NULL;
@@ -273,12 +319,19 @@ int replica_open(replica **out, const char *path)
 	                 "PRAGMA cache_size=-16000;", NULL, NULL, NULL) != SQLITE_OK ||
 	    (!vouched && (sqlite3_exec(r->db, "PRAGMA quick_check(1)", quick_check_row, &quick_ok, NULL) != SQLITE_OK ||
 	                  !quick_ok)) ||
-	    sqlite3_exec(r->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+	    (version = user_version(r->db)) < 0) {
 		rc = samen_error_set(SAMEN_ECORRUPT, "replica %s is not a usable database: %s", path,
 		                     quick_ok ? sqlite3_errmsg(r->db) : "quick_check found damage");
 		goto fail;
 	}
-	if ((rc = create_views(r)) < 0)
+	if (version > REPLICA_FORMAT) {
+		/* made by a newer Samen: the replica is a cache, so it is set aside
+		 * and rebuilt from the history rather than misread */
+		rc = samen_error_set(SAMEN_ECORRUPT, "replica %s has format %d; this Samen knows format %d", path,
+		                     version, REPLICA_FORMAT);
+		goto fail;
+	}
+	if (version < REPLICA_FORMAT && (rc = create_schema(r)) < 0)
 		goto fail;
 	for (int i = 0; i < ST__COUNT; i++)
 		if (sqlite3_prepare_v3(r->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL) != SQLITE_OK) {

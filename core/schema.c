@@ -261,6 +261,17 @@ int schema_text_printable(const char *s, size_t n, int multiline)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	for (size_t i = 0; i < n; i++) {
+		uint64_t w;
+		/* eight bytes of printable ASCII (0x20..0x7e) at a time: no byte
+		 * below 0x20, none at or above 0x7f */
+		while (n - i >= 8) {
+			memcpy(&w, u + i, 8);
+			if (((w - 0x2020202020202020ull) | (w + 0x0101010101010101ull)) & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
 		if (u[i] < 0x20 || u[i] == 0x7f) {
 			if (multiline && (u[i] == '\n' || u[i] == '\t'))
 				continue;
