@@ -132,15 +132,50 @@ static void make_bundle(samen_plan *p, const char *path, const char *since)
 		die(path);
 }
 
-/* --merge STORE BUNDLE...: the measured merge, in its own process. */
+/* --merge STORE BUNDLE...: the measured merge, in its own process: the
+ * bundles imported together, as one stream (`samen bundle import A B C`).
+ * --merge-each: the same bundles imported one after the other. */
 static int merge_main(int argc, char **argv)
 {
 	samen_store *s = store_at(argv[2], "fresh");
+	samen_bundle_stats st;
 	double t0 = now();
-	for (int i = 3; i < argc; i++)
-		import_bundle(s, argv[i]);
+	if (strcmp(argv[1], "--merge-each") == 0) {
+		for (int i = 3; i < argc; i++)
+			import_bundle(s, argv[i]);
+	} else if (samen_bundle_import_files(s, (const char *const *)argv + 3, (size_t)(argc - 3), &st) < 0) {
+		die("merge");
+	}
 	printf("%.6f\n", now() - t0);
 	samen_store_free(s);
+	return 0;
+}
+
+/* Run a merge child on a fresh store; its time and peak RSS. */
+static int run_merge(const char *self, const char *mode, const char *store, char bpath[][4096],
+                     double *secs, long *peak_kb)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		execl("/proc/self/exe", self, mode, store, bpath[0], bpath[1], bpath[2], (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	char out[64] = "";
+	ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
+	close(pipefd[0]);
+	out[n > 0 ? n : 0] = '\0';
+	int status;
+	struct rusage ru;
+	if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -1;
+	*secs = atof(out);
+	*peak_kb = ru.ru_maxrss;
 	return 0;
 }
 
@@ -381,7 +416,7 @@ int main(int argc, char **argv)
 	char uids[GOALS][17];
 	static const char *names[] = {"Device0", "Device1", "Device2", "Fresh"};
 
-	if (argc >= 3 && strcmp(argv[1], "--merge") == 0)
+	if (argc >= 3 && (strcmp(argv[1], "--merge") == 0 || strcmp(argv[1], "--merge-each") == 0))
 		return merge_main(argc, argv);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--updates") == 0 && i + 1 < argc)
@@ -481,34 +516,20 @@ int main(int argc, char **argv)
 
 	/* the merge, measured in a child process */
 	fprintf(stderr, "w1: merging %ld updates into a fresh replica\n", total);
-	double merge_s = 0;
-	long peak_kb = 0;
+	double merge_s = 0, each_s = 0;
+	long peak_kb = 0, each_kb = 0;
 	{
-		int pipefd[2];
 		char store3[4096 + 16];
-		snprintf(store3, sizeof(store3), "%s/store3", dir);
-		if (pipe(pipefd) != 0)
+		snprintf(store3, sizeof(store3), "%s/store3-each", dir);
+		if (run_merge(argv[0], "--merge-each", store3, bpath, &each_s, &each_kb) < 0) {
+			fprintf(stderr, "bench_w1: merge (one bundle at a time) failed\n");
 			return 1;
-		pid_t pid = fork();
-		if (pid == 0) {
-			dup2(pipefd[1], 1);
-			close(pipefd[0]);
-			execl("/proc/self/exe", argv[0], "--merge", store3, bpath[0], bpath[1], bpath[2], (char *)NULL);
-			_exit(127);
 		}
-		close(pipefd[1]);
-		char out[64] = "";
-		ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
-		close(pipefd[0]);
-		out[n > 0 ? n : 0] = '\0';
-		int status;
-		struct rusage ru;
-		if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(store3, sizeof(store3), "%s/store3", dir);
+		if (run_merge(argv[0], "--merge", store3, bpath, &merge_s, &peak_kb) < 0) {
 			fprintf(stderr, "bench_w1: merge failed\n");
 			return 1;
 		}
-		merge_s = atof(out);
-		peak_kb = ru.ru_maxrss;
 	}
 	samen_store_free(st[3]);
 	st[3] = NULL;
@@ -596,13 +617,15 @@ int main(int argc, char **argv)
 
 	double merge_ups = total / merge_s;
 	printf("{\"workload\":\"W1\",\"U\":%ld,\"total_updates\":%ld,\"merge_s\":%.3f,\"merge_updates_per_s\":%.0f,"
-	       "\"baseline_rows_per_s\":%.0f,\"merge_vs_baseline\":%.3f,\"wire_bytes\":%" PRIu64
+	       "\"baseline_rows_per_s\":%.0f,\"merge_vs_baseline\":%.3f,\"merge_each_s\":%.3f,"
+	       "\"merge_each_vs_baseline\":%.3f,\"merge_each_peak_rss_mb\":%.1f,\"wire_bytes\":%" PRIu64
 	       ",\"wire_bytes_per_update\":%.2f,\"history_bytes_per_update\":%.2f,\"replica_bytes\":%" PRIu64
 	       ",\"open_ms\":%.1f,\"goals_listed\":%ld,\"peak_rss_mb\":%.1f,\"conflicts\":%lld,\"incr_bytes\":%" PRIu64
 	       ",\"incr_ms\":%.1f,\"incr_transport\":\"bundle\",\"state_hashes_equal\":%s,\"peer_full_changes\":%" PRIu64
 	       ",\"peer_full_bytes\":%" PRIu64 ",\"peer_full_s\":%.3f,\"peer_incr_changes\":%" PRIu64
 	       ",\"peer_incr_bytes\":%" PRIu64 ",\"peer_incr_ms\":%.1f,\"peer_state_equal\":%s}\n",
-	       U, total, merge_s, merge_ups, base_rows_s, merge_ups / base_rows_s, wire, (double)wire / total,
+	       U, total, merge_s, merge_ups, base_rows_s, merge_ups / base_rows_s, each_s,
+	       total / each_s / base_rows_s, each_kb / 1024.0, wire, (double)wire / total,
 	       (double)hist_bytes / total, replica_bytes, open_ms, listed, peak_kb / 1024.0, (long long)cr.conflicts,
 	       incr_bytes, incr_ms, equal ? "true" : "false", peer.full_changes, peer.full_bytes, peer.full_s,
 	       peer.incr_changes, peer.incr_bytes, peer.incr_ms, peer.equal ? "true" : "false");

@@ -43,7 +43,7 @@ const char usage_text[] =
 	"  member list | show M | revoke M | scope M A,B | approve M [--consent]\n"
 	"  device link MEMBER KEY | unlink DEVICE | list [MEMBER]\n"
 	"  access                          who holds the plan: members, rights, devices, last syncs\n"
-	"  bundle create FILE [--since VV|@FILE] | bundle import FILE\n"
+	"  bundle create FILE [--since VV|@FILE] | bundle import FILE...\n"
 	"  serve [--listen ADDRESS:PORT]   serve every plan of this store to its members\n"
 	"                                  (default 127.0.0.1:7337; --max-connections N)\n"
 	"  sync tcp://HOST:PORT            exchange changes of one plan with a server\n"
@@ -538,11 +538,11 @@ static int cmd_bundle(cli *c)
 	if (strcmp(sub, "import") == 0) {
 		if (no_more_opts(c))
 			return EXIT_USAGE;
-		if (c->argc != 1)
-			return usage("bundle import FILE");
+		if (c->argc < 1)
+			return usage("bundle import FILE...");
 		if (open_store(c, &s) < 0)
 			return fail(c, "bundle import");
-		rc = samen_bundle_import(s, c->argv[0], &st);
+		rc = samen_bundle_import_files(s, (const char *const *)c->argv, (size_t)c->argc, &st);
 		samen_store_free(s);
 		if (rc < 0) {
 			if (c->json)

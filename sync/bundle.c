@@ -295,112 +295,175 @@ static int br_varint(bundle_reader *r, uint64_t *v)
 }
 
 
-/* Verify and apply what was read so far. A bad signature drops that change
- * and everything read after it; what came before is applied, and *bad
- * receives the error. */
-static int ingest_chunk(samen_plan *p, ingest_batch *b, ingest_verifier **v, const char *path,
-                        samen_bundle_stats *stats, int *bad, char *badmsg, size_t badcap)
+/* Importing one or more bundle files of one plan, as one stream: the
+ * records of all files go into one batch (applied in chunks that keep
+ * memory bounded), so a merge of many files costs one replica transaction
+ * and one history pack, and a file whose changes depend on another's
+ * applies in any order of the files. A bad file does not stop the others:
+ * its good records before the bad one are kept, nothing after it. */
+typedef struct {
+	samen_store *store;
+	samen_plan *p;
+	uint8_t plan[16];
+	ingest_batch b;
+	bool binit;
+	ingest_verifier *v;
+	size_t chunk_bytes;
+	samen_bundle_stats *stats;
+	int bad;                 /* the first bad file's error ... */
+	char badmsg[1280];       /* ... and its message */
+	unsigned nbad;           /* files with errors */
+} importer;
+
+/* Record a file's error (the first one is reported; the others counted).
+ * kept: records of that file before the bad one, which were kept. */
+static void note_bad(importer *im, int rc, const char *msg, uint64_t kept)
 {
-	int rc;
-	sqlite3_stmt *s = NULL;
-	uint64_t record = 0;
-	rc = ingest_verifier_finish(*v, &record);
-	*v = NULL;
-	if (rc < 0) {
-		if (rc != SAMEN_ESIG)
-			return rc;
-		*bad = rc;
-		snprintf(badmsg, badcap, "bundle %s: record %llu: %s", path, (unsigned long long)record,
-		         samen_error_last());
+	if (im->nbad++ == 0) {
+		im->bad = rc;
+		snprintf(im->badmsg, sizeof(im->badmsg), "%s; %llu changes before it were verified and imported, nothing"
+		         " after it", msg, (unsigned long long)kept);
 	}
-	if (b->n == 0) /* nothing (left) to apply; keep reading with a verifier */
-		return ingest_verifier_start(v, b, CHUNK_CHANGES + 1);
-	if ((rc = plan_ingest(p, b)) < 0)
-		return rc;
-	stats->applied += b->nready;
-	stats->duplicates += b->ndup;
-	stats->invalid += b->nbad;
-	stats->rejudged += b->nrejudged;
-	/* count verdicts of what was just applied */
-	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT verdict FROM changes WHERE id = ?", -1, &s, NULL) == SQLITE_OK) {
-		for (size_t i = 0; i < b->nready; i++) {
-			sqlite3_reset(s);
-			sqlite3_bind_blob(s, 1, b->items[b->order[i]].id, 32, SQLITE_STATIC);
-			if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 0)
-				stats->rejected++;
-		}
-	}
-	sqlite3_finalize(s);
-	stats->pending = b->npending - b->ndropped;
-	if (b->ndropped && !*bad) {
-		*bad = SAMEN_ELIMIT;
-		snprintf(badmsg, badcap, "bundle %s: %zu changes wait for changes that have not arrived and were not"
-		         " kept: the waiting room is full (%u changes or %u MiB)", path, b->ndropped, SAMEN_MAX_PENDING,
-		         SAMEN_MAX_PENDING_BYTES >> 20);
-	}
-	ingest_free(b);
-	if ((rc = ingest_init(b, p->id)) < 0)
-		return rc;
-	return ingest_verifier_start(v, b, CHUNK_CHANGES + 1);
 }
 
-int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats *stats)
+/* Apply what was read so far (its signatures are verified first) and start
+ * a new chunk. Fails only when the plan cannot take it (storage, memory). */
+static int flush_chunk(importer *im, const char *path)
+{
+	samen_bundle_stats *st = im->stats;
+	ingest_batch *b = &im->b;
+	sqlite3_stmt *s = NULL;
+	uint64_t record = 0;
+	int rc = ingest_verifier_finish(im->v, &record);
+	im->v = NULL;
+	if (rc < 0) {
+		char msg[1024];
+		if (rc != SAMEN_ESIG)
+			return rc;
+		snprintf(msg, sizeof(msg), "bundle %s: record %llu: %s", path ? path : "?", (unsigned long long)record,
+		         samen_error_last());
+		note_bad(im, rc, msg, record - 1);
+	}
+	im->chunk_bytes = 0;
+	if (b->n > 0) {
+		if ((rc = plan_ingest(im->p, b)) < 0)
+			return rc;
+		st->applied += b->nready;
+		st->duplicates += b->ndup;
+		st->invalid += b->nbad;
+		st->rejudged += b->nrejudged;
+		/* count verdicts of what was just applied */
+		if (sqlite3_prepare_v2(replica_db(im->p->rep), "SELECT verdict FROM changes WHERE id = ?", -1, &s, NULL) ==
+		    SQLITE_OK) {
+			for (size_t i = 0; i < b->nready; i++) {
+				sqlite3_reset(s);
+				sqlite3_bind_blob(s, 1, b->items[b->order[i]].id, 32, SQLITE_STATIC);
+				if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 0)
+					st->rejected++;
+			}
+		}
+		sqlite3_finalize(s);
+		st->pending = b->npending - b->ndropped;
+		if (b->ndropped) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s%s: %zu changes wait for changes that have not arrived and were"
+			         " not kept: the waiting room is full (%u changes or %u MiB)", path ? "bundle " : "",
+			         path ? path : "the bundles", b->ndropped,
+			         SAMEN_MAX_PENDING, SAMEN_MAX_PENDING_BYTES >> 20);
+			if (im->nbad++ == 0) {
+				im->bad = SAMEN_ELIMIT;
+				snprintf(im->badmsg, sizeof(im->badmsg), "%s", msg);
+			}
+		}
+		ingest_free(b);
+		if ((rc = ingest_init(b, im->plan)) < 0) {
+			im->binit = false;
+			return rc;
+		}
+	}
+	/* signatures are checked on the second core while the next records are read */
+	return ingest_verifier_start(&im->v, b, CHUNK_CHANGES + 1);
+}
+
+/* The plan of the first readable file; later files must be of the same plan.
+ * A plan new to this store is built aside and moved into place at the end,
+ * so an interrupted clone never looks like a plan. */
+static int importer_plan(importer *im, const uint8_t plan[16], const char *path, bool *skip)
+{
+	samen_bundle_stats *st = im->stats;
+	int rc;
+	*skip = false;
+	if (im->p) {
+		if (memcmp(plan, im->plan, 16) != 0) {
+			char msg[256], got[33];
+			sodium_bin2hex(got, sizeof(got), plan, 16);
+			snprintf(msg, sizeof(msg), "bundle %s belongs to plan %s, not to plan %s of the bundles before it"
+			         " (import one plan's bundles at a time)", path, got, st->plan);
+			note_bad(im, SAMEN_EINVAL, msg, 0);
+			*skip = true;
+		}
+		return 0;
+	}
+	memcpy(im->plan, plan, 16);
+	sodium_bin2hex(st->plan, sizeof(st->plan), plan, 16);
+	{
+		char *dir = path_join(im->store->plans_dir, st->plan);
+		if (!dir)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		st->cloned = access(dir, F_OK) != 0;
+		free(dir);
+	}
+	if ((rc = st->cloned ? plan_open_staged(&im->p, im->store, plan) : plan_open_dir(&im->p, im->store, plan, false)) < 0)
+		return rc;
+	if ((rc = ingest_init(&im->b, plan)) < 0)
+		return rc;
+	im->binit = true;
+	return ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1);
+}
+
+/* Read one file into the batch. Returns < 0 only when the import as a whole
+ * cannot go on; a bad file is recorded with note_bad() and 0 returned. */
+static int import_file(importer *im, const char *path)
 {
 	bundle_reader r;
-	uint8_t header[BUNDLE_HEADER], plan[16];
-	samen_plan *p = NULL;
-	ingest_batch b;
-	bool binit = false, zinit = false;
-	ingest_verifier *verifier = NULL;
-	size_t chunk_bytes = 0;
+	uint8_t header[BUNDLE_HEADER];
 	uint64_t record = 0;
-	int rc = 0, bad = 0;
-	char badmsg[1024] = "";
+	bool zinit = false, skip;
+	int rc = 0, fatal = 0;
+	char msg[1024];
 
-	memset(stats, 0, sizeof(*stats));
 	memset(&r, 0, sizeof(r));
 	r.path = path;
-	if (!(r.f = fopen(path, "rb")))
-		return samen_error_set(SAMEN_EIO, "cannot open bundle %s: %s", path, strerror(errno));
+	if (!(r.f = fopen(path, "rb"))) {
+		snprintf(msg, sizeof(msg), "cannot open bundle %s: %s", path, strerror(errno));
+		note_bad(im, SAMEN_EIO, msg, 0);
+		return 0;
+	}
 	if (fread(header, 1, sizeof(header), r.f) != sizeof(header) || memcmp(header, BUNDLE_MAGIC, 8) != 0) {
 		rc = samen_error_set(SAMEN_EDECODE, "%s is not a Samen bundle (wrong magic or too short)", path);
-		goto cleanup;
+		goto done;
 	}
 	if (header[8] != BUNDLE_VERSION) {
 		rc = samen_error_set(SAMEN_EDECODE, "bundle %s has format version %u; this Samen reads version %u", path,
 		                     header[8], BUNDLE_VERSION);
-		goto cleanup;
+		goto done;
 	}
-	memcpy(plan, header + 9, 16);
-	sodium_bin2hex(stats->plan, sizeof(stats->plan), plan, 16);
-	{
-		char *dir = path_join(store->plans_dir, stats->plan);
-		stats->cloned = dir && access(dir, F_OK) != 0;
-		free(dir);
-	}
-	/* a plan new to this store is built aside and moved into place at the
-	 * end, so an interrupted clone never looks like a plan */
-	if ((rc = stats->cloned ? plan_open_staged(&p, store, plan) : plan_open_dir(&p, store, plan, false)) < 0)
-		goto cleanup;
+	if ((fatal = importer_plan(im, header + 9, path, &skip)) < 0 || skip)
+		goto done;
 	if (inflateInit2(&r.z, -15) != Z_OK) {
-		rc = samen_error_set(SAMEN_ENOMEM, "cannot start decompression");
-		goto cleanup;
+		fatal = samen_error_set(SAMEN_ENOMEM, "cannot start decompression");
+		goto done;
 	}
 	zinit = true;
 	r.cap = 1 << 17;
 	if (!(r.buf = malloc(r.cap))) {
-		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
-		goto cleanup;
+		fatal = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		goto done;
 	}
-	if ((rc = ingest_init(&b, plan)) < 0)
-		goto cleanup;
-	binit = true;
-	/* signatures are checked on the second core while the bundle is read */
-	if ((rc = ingest_verifier_start(&verifier, &b, CHUNK_CHANGES + 1)) < 0)
-		goto cleanup;
 	for (;;) {
 		uint64_t len;
 		uint8_t *bytes;
+		ingest_batch *b = &im->b;
 		record++;
 		if ((rc = br_varint(&r, &len)) < 0)
 			break;
@@ -423,66 +486,116 @@ int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats
 			break;
 		}
 		memcpy(bytes, r.buf + r.pos, len);
-		size_t before = b.n;
-		if ((rc = ingest_add_unverified(&b, bytes, len, r.buf + r.pos + len)) < 0) {
+		size_t before = b->n;
+		if ((rc = ingest_add_unverified(b, bytes, len, r.buf + r.pos + len)) < 0) {
 			samen_error_wrap(rc, "bundle %s: record %llu", path, (unsigned long long)record);
 			break;
 		}
-		if (b.n > before)
-			b.items[b.n - 1].origin = record;
-		ingest_verifier_publish(verifier);
+		if (b->n > before)
+			b->items[b->n - 1].origin = record;
+		ingest_verifier_publish(im->v);
 		r.pos += len + 64;
-		stats->changes++;
+		im->stats->changes++;
 		/* decoded ops take more room than their bytes: count both */
-		chunk_bytes += len + (b.n > before ? (size_t)b.items[b.n - 1].ch.nops * sizeof(samen_op) : 0);
-		if (b.n >= CHUNK_CHANGES || chunk_bytes >= CHUNK_BYTES) {
-			if ((rc = ingest_chunk(p, &b, &verifier, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
-				goto cleanup;
-			chunk_bytes = 0;
-			if (bad)
-				break;
+		im->chunk_bytes += len + (b->n > before ? (size_t)b->items[b->n - 1].ch.nops * sizeof(samen_op) : 0);
+		if (b->n >= CHUNK_CHANGES || im->chunk_bytes >= CHUNK_BYTES) {
+			unsigned nbad = im->nbad;
+			if ((fatal = flush_chunk(im, path)) < 0)
+				goto done;
+			if (im->nbad > nbad) /* a bad signature: nothing after it */
+				goto done;
 		}
 	}
-	if (rc == 0 && !bad) {
+	if (rc == 0) {
 		/* the stream must end right after the end record, and the file with it */
 		if ((rc = br_fill(&r, 1)) == 0 && (r.len > r.pos || !r.eof || r.z.avail_in > 0 || fgetc(r.f) != EOF))
 			rc = samen_error_set(SAMEN_EDECODE, "bundle %s has data after its end", path);
 	}
-	if (rc < 0 && !bad) {
-		bad = rc;
-		snprintf(badmsg, sizeof(badmsg), "%s", samen_error_last());
+	im->stats->bytes += (uint64_t)ftell(r.f);
+done:
+	if (rc < 0 && fatal == 0) {
+		uint64_t bad_sig = 0;
+		snprintf(msg, sizeof(msg), "%s", samen_error_last());
+		/* a bad signature earlier in this file comes first: the records
+		 * after it are dropped with it */
+		if (im->v && (fatal = ingest_verifier_finish(im->v, &bad_sig)) == SAMEN_ESIG) {
+			char sigmsg[1024];
+			snprintf(sigmsg, sizeof(sigmsg), "bundle %s: record %llu: %s", path, (unsigned long long)bad_sig,
+			         samen_error_last());
+			note_bad(im, SAMEN_ESIG, sigmsg, bad_sig - 1);
+			fatal = 0;
+		} else if (fatal == 0) {
+			note_bad(im, rc, msg, record ? record - 1 : 0);
+		}
+		im->v = NULL;
+		if (fatal == 0 && im->binit)
+			fatal = ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1);
+	} else if (fatal == 0 && im->v) {
+		/* close this file's signatures: a bad one drops the rest of this
+		 * file only, never another file's records */
+		uint64_t bad_sig = 0;
+		if ((fatal = ingest_verifier_finish(im->v, &bad_sig)) == SAMEN_ESIG) {
+			char sigmsg[1024];
+			snprintf(sigmsg, sizeof(sigmsg), "bundle %s: record %llu: %s", path, (unsigned long long)bad_sig,
+			         samen_error_last());
+			note_bad(im, SAMEN_ESIG, sigmsg, bad_sig - 1);
+			fatal = 0;
+		}
+		im->v = NULL;
+		if (fatal == 0)
+			fatal = ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1);
 	}
-	/* Keep the good records before a bad one: each is signed and verified. */
-	if ((rc = ingest_chunk(p, &b, &verifier, path, stats, &bad, badmsg, sizeof(badmsg))) < 0)
-		goto cleanup;
-	if (bad) {
-		rc = samen_error_set(bad, "%s; %llu changes before it were verified and imported, nothing after it",
-		                     badmsg, (unsigned long long)stats->applied);
-	}
-	stats->bytes = (uint64_t)ftell(r.f);
-cleanup:
-	ingest_verifier_finish(verifier, NULL); /* on early exits: stop the thread */
-	if (binit)
-		ingest_free(&b);
 	if (zinit)
 		inflateEnd(&r.z);
 	free(r.buf);
-	if (r.f)
-		fclose(r.f);
-	if (p && stats->cloned && stats->applied == 0 && stats->pending == 0) {
+	fclose(r.f);
+	return fatal;
+}
+
+int samen_bundle_import_files(samen_store *store, const char *const *paths, size_t npaths,
+                              samen_bundle_stats *stats)
+{
+	importer im;
+	int rc = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	memset(&im, 0, sizeof(im));
+	im.store = store;
+	im.stats = stats;
+	if (npaths == 0)
+		return samen_error_set(SAMEN_EINVAL, "no bundle to import");
+	for (size_t i = 0; i < npaths && rc == 0; i++)
+		rc = import_file(&im, paths[i]);
+	if (rc == 0 && im.p)
+		rc = flush_chunk(&im, npaths == 1 ? paths[0] : NULL);
+	if (rc == 0 && im.nbad) {
+		if (im.nbad > 1)
+			rc = samen_error_set(im.bad, "%s (and %u more errors in these bundles)", im.badmsg, im.nbad - 1);
+		else
+			rc = samen_error_set(im.bad, "%s", im.badmsg);
+	}
+	ingest_verifier_finish(im.v, NULL); /* on early exits: stop the thread */
+	if (im.binit)
+		ingest_free(&im.b);
+	if (im.p && stats->cloned && stats->applied == 0 && stats->pending == 0) {
 		/* a clone that brought nothing leaves nothing behind */
-		char *dir = strdup(p->dir);
-		samen_plan_free(p);
-		p = NULL;
+		char *dir = strdup(im.p->dir);
+		samen_plan_free(im.p);
+		im.p = NULL;
 		if (dir)
 			remove_tree(dir);
 		free(dir);
 		stats->cloned = 0;
-	} else if (p && stats->cloned) {
-		int prc = plan_publish(&p);
+	} else if (im.p && stats->cloned) {
+		int prc = plan_publish(&im.p);
 		if (prc < 0 && rc == 0)
 			rc = prc;
 	}
-	samen_plan_free(p);
+	samen_plan_free(im.p);
 	return rc;
+}
+
+int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats *stats)
+{
+	return samen_bundle_import_files(store, &path, 1, stats);
 }

@@ -96,6 +96,15 @@ for f in k-own m-own j-own k-own; do
 	ok samen --store "$SCEN_TMP/spare" bundle import "$B/$f.bundle"
 done
 expect_eq "$(state_hash "$SCEN_TMP/spare")" "$H" "reverse order, with a duplicate"
+new_device "$SCEN_TMP/many" "Laptop van Marieke"
+ok samen --store "$SCEN_TMP/many" bundle import "$B/start.bundle"
+ok samen --store "$SCEN_TMP/many" --json bundle import "$B/k-own.bundle" "$B/m-own.bundle" "$B/j-own.bundle"
+expect_eq "$(json_py '[j["applied"] > 0, j["pending"], j["invalid"]]' <<<"$OUT")" "[true, 0, 0]" \
+	"three bundles in one import: all applied, nothing left waiting"
+expect_eq "$(state_hash "$SCEN_TMP/many")" "$H" "three bundles in one import, in any order"
+fails_with 1 "cannot open bundle .*nope.bundle" samen --store "$SCEN_TMP/many" bundle import "$B/k-own.bundle" \
+	"$B/nope.bundle"
+expect_eq "$(state_hash "$SCEN_TMP/many")" "$H" "a missing file among several changes nothing"
 new_device "$SCEN_TMP/new" "Nieuwe telefoon van Kees"
 ok samen --store "$K" bundle create "$B/all.bundle"
 ok samen --store "$SCEN_TMP/new" bundle import "$B/all.bundle"

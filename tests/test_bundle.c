@@ -1062,6 +1062,128 @@ static int probe_log(const samen_log_entry *e, void *payload)
 	return 0;
 }
 
+/* ---- several files as one stream ----------------------------------------------- */
+
+static int import_files(samen_store *s, const char *const *paths, size_t n, samen_bundle_stats *st)
+{
+	samen_error_clear();
+	return samen_bundle_import_files(s, paths, n, st);
+}
+
+static void test_several_bundles_import_as_one_stream_in_any_order(void **state)
+{
+	fixture *f = *state;
+	samen_bundle_stats st;
+	bundle bd;
+	record *recs[5];
+	char first[4300], second[4300], junk[4300], other[4300], missing[4300], h[65];
+	int rc;
+
+	more_changes_on_a(f);
+	assert_int_equal(bundle_create(f->a, f->plan, f->path, NULL, &st), 0);
+	bundle_read(f->path, &bd);
+	assert_int_equal(bd.n, 5);
+	for (size_t i = 0; i < 5; i++)
+		recs[i] = &bd.r[i];
+	snprintf(first, sizeof(first), "%s.1", f->path);
+	snprintf(second, sizeof(second), "%s.2", f->path);
+	snprintf(junk, sizeof(junk), "%s.junk", f->path);
+	snprintf(other, sizeof(other), "%s.other", f->path);
+	snprintf(missing, sizeof(missing), "%s.missing", f->path);
+	bundle_write(first, bd.header, recs, 3, NULL, 0, NULL, 0);
+	bundle_write(second, bd.header, recs + 3, 2, NULL, 0, NULL, 0);
+
+	/* the later changes first: inside one import they wait for the
+	 * earlier file, and nothing is left pending */
+	{
+		const char *paths[] = {second, first};
+		assert_int_equal(import_files(f->c, paths, 2, &st), 0);
+		assert_int_equal(st.cloned, 1);
+		assert_int_equal(st.changes, 5);
+		assert_int_equal(st.applied, 5);
+		assert_int_equal(st.pending, 0);
+		assert_string_equal(st.plan, f->plan);
+		tu_state_hash(f->c, f->plan, h);
+		assert_string_equal(h, f->hash[5]);
+	}
+	/* again: all duplicates, nothing changes */
+	{
+		const char *paths[] = {first, second};
+		assert_int_equal(import_files(f->c, paths, 2, &st), 0);
+		assert_int_equal(st.applied, 0);
+		assert_int_equal(st.duplicates, 5);
+	}
+	remove_plan(f->c, f->plan);
+
+	/* a file that is not a bundle, one that does not exist, and one of
+	 * another plan do not stop the good files around them */
+	{
+		FILE *fp = fopen(junk, "wb");
+		uint8_t hdr[HEADER];
+		assert_non_null(fp);
+		fputs("not a bundle at all, just some text", fp);
+		fclose(fp);
+		memcpy(hdr, bd.header, HEADER);
+		hdr[9] ^= 0xff; /* the plan id */
+		bundle_write(other, hdr, recs, 3, NULL, 0, NULL, 0);
+		const char *paths[] = {first, junk, missing, other, second};
+		rc = import_files(f->c, paths, 5, &st);
+		assert_int_equal(rc, SAMEN_EDECODE);
+		assert_error_has(".junk is not a Samen bundle");
+		assert_error_has("and 2 more errors");
+		assert_int_equal(st.applied, 5);
+		assert_int_equal(st.cloned, 1);
+		tu_state_hash(f->c, f->plan, h);
+		assert_string_equal(h, f->hash[5]);
+		/* the other plan's file alone names the plan it belongs to */
+		const char *mixed[] = {first, other};
+		remove_plan(f->c, f->plan);
+		rc = import_files(f->c, mixed, 2, &st);
+		assert_int_equal(rc, SAMEN_EINVAL);
+		assert_error_has("belongs to plan");
+		assert_error_has("import one plan's bundles at a time");
+		assert_int_equal(st.applied, 3);
+		tu_state_hash(f->c, f->plan, h);
+		assert_string_equal(h, f->hash[3]);
+	}
+	remove_plan(f->c, f->plan);
+
+	/* a bad signature drops the rest of its own file only: the file after
+	 * it still applies (its changes wait for the dropped ones) */
+	{
+		char third[4300];
+		snprintf(third, sizeof(third), "%s.3", f->path);
+		bd.r[3].sig[7] ^= 0x10;
+		bundle_write(second, bd.header, recs + 3, 1, NULL, 0, NULL, 0);
+		bd.r[3].sig[7] ^= 0x10;
+		bundle_write(third, bd.header, recs + 4, 1, NULL, 0, NULL, 0);
+		const char *paths[] = {first, second, third};
+		rc = import_files(f->c, paths, 3, &st);
+		assert_int_equal(rc, SAMEN_ESIG);
+		assert_error_has(".2: record 1");
+		assert_error_has("0 changes before it were verified and imported");
+		assert_int_equal(st.applied, 3);
+		assert_int_equal(st.pending, 1); /* record 5 waits for record 4 */
+		tu_state_hash(f->c, f->plan, h);
+		assert_string_equal(h, f->hash[3]);
+		/* the good copy of record 4 brings the waiting one in */
+		bundle_write(second, bd.header, recs + 3, 1, NULL, 0, NULL, 0);
+		assert_int_equal(import(f->c, second, &st), 0);
+		assert_int_equal(st.applied, 2);
+		assert_int_equal(st.pending, 0);
+		tu_state_hash(f->c, f->plan, h);
+		assert_string_equal(h, f->hash[5]);
+		unlink(third);
+	}
+	/* no file at all is a usage error */
+	assert_int_equal(import_files(f->c, NULL, 0, &st), SAMEN_EINVAL);
+	unlink(first);
+	unlink(second);
+	unlink(junk);
+	unlink(other);
+	bundle_free(&bd);
+}
+
 static void test_change_by_a_non_member_is_kept_but_rejected(void **state)
 {
 	fixture *f = *state;
@@ -1144,6 +1266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_records_of_another_plan_are_refused_but_its_own_bundle_clones_it,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_change_by_a_non_member_is_kept_but_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_several_bundles_import_as_one_stream_in_any_order, setup, teardown),
 	};
 	int failed;
 	/* Keep libgit2 initialised for the whole run: the engine initialises it

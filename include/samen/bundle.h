@@ -34,5 +34,12 @@ SAMEN_EXTERN int samen_bundle_create(samen_plan *plan, const char *path, const c
 /* Import into the plan the bundle belongs to, creating it in this store
  * when it is new here. */
 SAMEN_EXTERN int samen_bundle_import(samen_store *store, const char *path, samen_bundle_stats *stats);
+/* Import several bundles of one plan as one stream: one batch, one replica
+ * transaction per chunk, and the files may come in any order (a change that
+ * depends on another file's changes waits for them inside the import). A
+ * bad file does not stop the others; the first error is returned, and
+ * stats sum over all files. */
+SAMEN_EXTERN int samen_bundle_import_files(samen_store *store, const char *const *paths, size_t npaths,
+                                           samen_bundle_stats *stats);
 
 #endif
