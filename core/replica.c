@@ -51,7 +51,7 @@
 
 /* The replica's format (PRAGMA user_version): raise it when a table, an
  * index or a view changes. */
-#define REPLICA_FORMAT 1
+#define REPLICA_FORMAT 2
 
 /* --- statements ----------------------------------------------------------- */
 
@@ -84,8 +84,8 @@ enum {
 
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CHANGE_BY_ID] = "SELECT rowid, devno, seq, lamport, vv, commit_oid, ctr_end FROM changes WHERE id = ?",
-	[ST_CHANGE_INSERT] = "INSERT INTO changes(id, devno, seq, lamport, time, name, nops, commit_oid, verdict, reason, vv, ctr_end, body, sig)"
-	                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[ST_CHANGE_INSERT] = "INSERT INTO changes(id, devno, seq, lamport, time, name, nops, commit_oid, verdict, reason, vv, ctr_end, body, sig, blob)"
+	                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[ST_DEV_INSERT] = "INSERT INTO devs(key) VALUES (?)",
 	[ST_HEAD_DELETE] = "DELETE FROM heads WHERE change = ?",
 	[ST_HEAD_INSERT] = "INSERT OR IGNORE INTO heads(change) VALUES (?)",
@@ -115,6 +115,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 struct replica {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
+	replica_blob_reader reader; /* change bytes kept in the history */
+	void *reader_payload;
 	char *path;
 	bool opened;      /* fully opened: close may vouch for the file */
 };
@@ -125,7 +127,7 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS changes(rowid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
 	" devno INTEGER NOT NULL, seq INTEGER NOT NULL, lamport INTEGER NOT NULL, time INTEGER NOT NULL,"
 	" name TEXT NOT NULL, nops INTEGER NOT NULL, commit_oid BLOB, verdict INTEGER NOT NULL, reason TEXT,"
-	" vv BLOB NOT NULL, ctr_end INTEGER NOT NULL, body BLOB NOT NULL, sig BLOB NOT NULL,"
+	" vv BLOB NOT NULL, ctr_end INTEGER NOT NULL, body BLOB, blob BLOB, sig BLOB NOT NULL,"
 	" UNIQUE(devno, seq));"
 	"CREATE TABLE IF NOT EXISTS heads(change INTEGER PRIMARY KEY);"
 	/* In WITHOUT ROWID tables the key columns come first: SQLite 3.40's
@@ -199,8 +201,8 @@ static int create_views(replica *r)
 
 /* PRAGMA user_version holds the replica's format: tables, indexes and views
  * are created once, in one transaction, instead of at every open. Format 0
- * is a new file (or one made before formats were numbered: its tables are
- * the same, its views are made again). */
+ * is a new file; an older format (or format 0 with tables, made before
+ * formats were numbered) is set aside and rebuilt from the history. */
 static int user_version(sqlite3 *db)
 {
 	sqlite3_stmt *s = NULL;
@@ -209,6 +211,19 @@ static int user_version(sqlite3 *db)
 		v = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
 	return v;
+}
+
+static bool has_table(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *s = NULL;
+	bool found = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1, &s, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+		found = sqlite3_step(s) == SQLITE_ROW;
+	}
+	sqlite3_finalize(s);
+	return found;
 }
 
 static int create_schema(replica *r)
@@ -331,6 +346,13 @@ int replica_open(replica **out, const char *path)
 		                     version, REPLICA_FORMAT);
 		goto fail;
 	}
+	if (version < REPLICA_FORMAT && (version > 0 || has_table(r->db, "changes"))) {
+		/* an older format (format 0 with tables: before formats were
+		 * numbered); formats up to 1 kept every change's bytes, which now
+		 * live in the history only */
+		rc = samen_error_set(SAMEN_ECORRUPT, "replica %s has an older format; it is rebuilt from the history", path);
+		goto fail;
+	}
 	if (version < REPLICA_FORMAT && (rc = create_schema(r)) < 0)
 		goto fail;
 	for (int i = 0; i < ST__COUNT; i++)
@@ -365,6 +387,52 @@ void replica_close(replica *r)
 }
 
 sqlite3 *replica_db(replica *r) { return r->db; }
+
+void replica_set_blob_reader(replica *r, replica_blob_reader fn, void *payload)
+{
+	r->reader = fn;
+	r->reader_payload = payload;
+}
+
+int replica_row_change(replica *r, sqlite3_stmt *s, int body_col, int blob_col, int id_col, uint8_t **bytes,
+                       size_t *len)
+{
+	uint8_t got[32], *b = NULL;
+	size_t n = 0;
+	char idhex[17] = "?";
+	int rc;
+
+	*bytes = NULL;
+	*len = 0;
+	if (sqlite3_column_bytes(s, id_col) == 32)
+		sodium_bin2hex(idhex, sizeof(idhex), sqlite3_column_blob(s, id_col), 8);
+	if (sqlite3_column_type(s, body_col) == SQLITE_BLOB) {
+		n = (size_t)sqlite3_column_bytes(s, body_col);
+		if (!(b = malloc(n ? n : 1)))
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		memcpy(b, sqlite3_column_blob(s, body_col), n);
+		*bytes = b;
+		*len = n;
+		return 0;
+	}
+	if (sqlite3_column_bytes(s, blob_col) != 20 || sqlite3_column_bytes(s, id_col) != 32)
+		return samen_error_set(SAMEN_ECORRUPT, "replica: change %s has neither its bytes nor their place in the"
+		                       " history (run samen rebuild)", idhex);
+	if (!r->reader)
+		return samen_error_set(SAMEN_ERROR, "internal: change %s is in the history, which is not open", idhex);
+	if ((rc = r->reader(r->reader_payload, sqlite3_column_blob(s, blob_col), &b, &n)) < 0)
+		return samen_error_wrap(rc, "change %s", idhex);
+	/* the history is checked too: its copy must be the change itself */
+	change_id(got, b, n);
+	if (memcmp(got, sqlite3_column_blob(s, id_col), 32) != 0) {
+		free(b);
+		return samen_error_set(SAMEN_ECORRUPT, "change %s: the history's copy of it is not the change (run git"
+		                       " fsck on the plan's history.git)", idhex);
+	}
+	*bytes = b;
+	*len = n;
+	return 0;
+}
 
 int replica_checkpoint(replica *r)
 {
@@ -1174,6 +1242,7 @@ typedef struct {
 
 typedef struct {
 	workctx w;
+	ingest_batch *batch; /* being applied (NULL when only reading) */
 	hmap entidx;      /* (devno, n) -> index into ents */
 	ent *ents;
 	size_t nents, capents;
@@ -1655,15 +1724,20 @@ static int load_rights(applyctx *a)
 		return rc;
 	if (sqlite3_prepare_v2(a->w.r->db,
 	                       "SELECT r.change, r.op, r.effective, r.author_member, r.author_role, c.id, c.devno, c.vv,"
-	                       " c.body FROM rights r JOIN changes c ON c.rowid = r.change", -1, &s, NULL) != SQLITE_OK)
+	                       " c.body, c.blob FROM rights r JOIN changes c ON c.rowid = r.change", -1, &s, NULL) != SQLITE_OK)
 		return db_error(a->w.r, "loading rights");
 	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
 		samen_change ch;
 		right_op o;
+		uint8_t *bytes;
+		size_t len;
 		uint32_t i = (uint32_t)sqlite3_column_int64(s, 1);
-		if (change_decode(&ch, sqlite3_column_blob(s, 8), (size_t)sqlite3_column_bytes(s, 8)) < 0 || i >= ch.nops ||
-		    !is_right_op(ch.ops[i].kind) || sqlite3_column_bytes(s, 3) != 32 || sqlite3_column_bytes(s, 5) != 32) {
+		if ((rc = replica_row_change(a->w.r, s, 8, 9, 5, &bytes, &len)) < 0)
+			break;
+		if (change_decode(&ch, bytes, len) < 0 || i >= ch.nops || !is_right_op(ch.ops[i].kind) ||
+		    sqlite3_column_bytes(s, 3) != 32 || sqlite3_column_bytes(s, 5) != 32) {
 			change_clear(&ch);
+			free(bytes);
 			rc = samen_error_set(SAMEN_ECORRUPT, "replica: the rights table is damaged (run samen rebuild)");
 			break;
 		}
@@ -1679,6 +1753,7 @@ static int load_rights(applyctx *a)
 		free(o.name);
 		free(o.areas);
 		change_clear(&ch);
+		free(bytes);
 	}
 	sqlite3_finalize(s);
 	return rc;
@@ -2755,7 +2830,14 @@ static int apply_one(applyctx *a, ingest_batch *b, ingest_item *it, uint8_t plan
 	sqlite3_bind_null(s, 10);
 	sqlite3_bind_blob(s, 11, c.vv, (int)(c.vvlen * 8), SQLITE_STATIC);
 	sqlite3_bind_int64(s, 12, (sqlite3_int64)(c.ctr_base + it->ch.ncreates));
-	sqlite3_bind_blob(s, 13, it->bytes, (int)it->len, SQLITE_STATIC);
+	/* the history holds the bytes: the replica keeps where they are */
+	if (it->has_blob) {
+		sqlite3_bind_null(s, 13);
+		sqlite3_bind_blob(s, 15, it->blob, 20, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_blob(s, 13, it->bytes, (int)it->len, SQLITE_STATIC);
+		sqlite3_bind_null(s, 15);
+	}
 	sqlite3_bind_blob(s, 14, it->sig, 64, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		rc = db_error(a->w.r, "storing a change");
@@ -2892,12 +2974,11 @@ static int replay_pass(applyctx *a, uint8_t plan[16])
 
 	if ((rc = replay_reset(a)) < 0)
 		return rc;
-	if (sqlite3_prepare_v2(a->w.r->db, "SELECT rowid, id, body, devno, ctr_end, vv FROM changes ORDER BY lamport, id",
-	                       -1, &q, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(a->w.r->db, "SELECT rowid, id, body, devno, ctr_end, vv, blob FROM changes"
+	                       " ORDER BY lamport, id", -1, &q, NULL) != SQLITE_OK)
 		return db_error(a->w.r, "replaying");
 	while (rc == 0 && !a->restart && sqlite3_step(q) == SQLITE_ROW) {
-		ingest_item *it;
-		size_t len = (size_t)sqlite3_column_bytes(q, 2);
+		ingest_item *it, *fresh;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 256;
 			void *p = realloc(items, nc * sizeof(*items));
@@ -2910,14 +2991,20 @@ static int replay_pass(applyctx *a, uint8_t plan[16])
 		}
 		it = &items[n];
 		memset(it, 0, sizeof(*it));
-		if (!(it->bytes = malloc(len ? len : 1))) {
-			rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+		/* this batch's changes may not have reached the history yet (it is
+		 * written meanwhile): their bytes are at hand */
+		if (sqlite3_column_bytes(q, 1) == 32 && a->batch && (fresh = ingest_find(a->batch, sqlite3_column_blob(q, 1)))) {
+			if (!(it->bytes = malloc(fresh->len ? fresh->len : 1))) {
+				rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
+				break;
+			}
+			memcpy(it->bytes, fresh->bytes, fresh->len);
+			it->len = fresh->len;
+		} else if ((rc = replica_row_change(a->w.r, q, 2, 6, 1, &it->bytes, &it->len)) < 0) {
 			break;
 		}
-		memcpy(it->bytes, sqlite3_column_blob(q, 2), len);
-		it->len = len;
 		memcpy(it->id, sqlite3_column_blob(q, 1), 32);
-		if (change_decode(&it->ch, it->bytes, len) < 0) {
+		if (change_decode(&it->ch, it->bytes, it->len) < 0) {
 			free(it->bytes);
 			rc = samen_error_set(SAMEN_ECORRUPT, "replica: a stored change does not decode (run samen rebuild)");
 			break;
@@ -3039,6 +3126,7 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 
 	memset(&a, 0, sizeof(a));
 	work_init(&a.w, r);
+	a.batch = b;
 	hmap_init(&a.entidx, 16);
 	hmap_init(&a.regidx, 16);
 	if ((rc = replica_begin(r)) < 0) {
@@ -3284,14 +3372,15 @@ static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, siz
 	hmap_init(&seen, 32);
 	if (sqlite3_prepare_v2(r->db, "SELECT c.id FROM heads h JOIN changes c ON c.rowid = h.change WHERE c.verdict = 0",
 	                       -1, &h, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(r->db, "SELECT verdict, body FROM changes WHERE id = ?", -1, &q, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(r->db, "SELECT verdict, body, blob, id FROM changes WHERE id = ?", -1, &q, NULL) != SQLITE_OK) {
 		rc = db_error(r, "edit base");
 		goto cleanup;
 	}
 	while (rc == 0 && sqlite3_step(h) == SQLITE_ROW)
 		rc = push_id(&todo, &ntodo, &captodo, sqlite3_column_blob(h, 0));
 	while (rc == 0 && ntodo && visited++ < SAMEN_MAX_PENDING) {
-		uint8_t id[32];
+		uint8_t id[32], *bytes;
+		size_t len;
 		samen_change ch;
 		memcpy(id, todo[--ntodo], 32);
 		if (hmap_get(&seen, id))
@@ -3306,8 +3395,12 @@ static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, siz
 			rc = add_head(out, cap, id);
 			continue;
 		}
-		if (change_decode(&ch, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1)) < 0)
+		if ((rc = replica_row_change(r, q, 1, 2, 3, &bytes, &len)) < 0)
+			break;
+		if (change_decode(&ch, bytes, len) < 0) {
+			free(bytes);
 			continue;
+		}
 		for (uint32_t k = 0; k <= ch.ndeps && rc == 0; k++) {
 			const uint8_t *pid = k == 0 ? (ch.has_prev ? ch.prev : NULL) : change_dep(&ch, k - 1);
 			if (!pid)
@@ -3315,6 +3408,7 @@ static int accepted_below_rejected_heads(replica *r, replica_edit_base *out, siz
 			rc = push_id(&todo, &ntodo, &captodo, pid);
 		}
 		change_clear(&ch);
+		free(bytes);
 	}
 	if (rc == 0)
 		samen_error_clear(); /* undecodable rejected changes were skipped, not errors */

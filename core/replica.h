@@ -46,6 +46,8 @@ typedef struct {
 	samen_change ch;          /* borrows bytes */
 	uint8_t commit[20];       /* git commit id, set by the caller before apply */
 	bool has_commit;
+	uint8_t blob[20];         /* git blob id of bytes: set by a caller whose history holds them */
+	bool has_blob;            /* then the replica keeps the blob id, not the bytes */
 	bool from_pending;        /* loaded from the pending table */
 	bool verified;            /* signature checked */
 	uint64_t origin;          /* where the caller got it (a bundle's record number) */
@@ -106,6 +108,19 @@ int replica_apply(replica *r, ingest_batch *b);
  * step fails. */
 typedef int (*replica_precommit_cb)(void *payload);
 int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit, void *payload);
+
+/* Where stored changes' bytes come from. A change whose item had a blob id
+ * is stored without its bytes (the history holds them once); reading it
+ * back asks the reader for the blob's bytes (malloc'ed in *bytes). Without
+ * a reader, items without a blob id keep their bytes in the replica. */
+typedef int (*replica_blob_reader)(void *payload, const uint8_t blob[20], uint8_t **bytes, size_t *len);
+void replica_set_blob_reader(replica *r, replica_blob_reader fn, void *payload);
+/* The bytes of the stored change in the current row of s, whose columns
+ * body_col, blob_col and id_col are changes.body, .blob and .id: a
+ * malloc'ed copy in *bytes, read from the history when the replica does not
+ * hold them, and checked against the change id. */
+int replica_row_change(replica *r, sqlite3_stmt *s, int body_col, int blob_col, int id_col, uint8_t **bytes,
+                       size_t *len);
 
 /* Commit of an applied change (SAMEN_ENOTFOUND if none). */
 int replica_change_commit(replica *r, const uint8_t id[32], uint8_t commit[20]);

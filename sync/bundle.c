@@ -186,19 +186,29 @@ int samen_bundle_create(samen_plan *p, const char *path, const char *since, same
 	}
 	zinit = 1;
 	/* rowid order is the order of application, which is causal */
-	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT d.key, c.seq, c.body, c.sig FROM changes c JOIN devs d"
-	                       " ON d.devno = c.devno ORDER BY c.rowid", -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT d.key, c.seq, c.body, c.sig, c.blob, c.id FROM changes c"
+	                       " JOIN devs d ON d.devno = c.devno ORDER BY c.rowid", -1, &s, NULL) != SQLITE_OK) {
 		rc = samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(replica_db(p->rep)));
 		goto cleanup;
 	}
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		uint64_t *have = hmap_get(&vv, sqlite3_column_blob(s, 0));
+		uint8_t *bytes;
+		size_t len;
 		if (have && *have >= (uint64_t)sqlite3_column_int64(s, 1))
 			continue;
-		size_t len = (size_t)sqlite3_column_bytes(s, 2);
-		if ((rc = bw_varint(&w, len)) < 0 || (rc = bw_write(&w, sqlite3_column_blob(s, 2), len)) < 0 ||
-		    (rc = bw_write(&w, sqlite3_column_blob(s, 3), 64)) < 0)
+		if (sqlite3_column_bytes(s, 3) != 64) {
+			rc = samen_error_set(SAMEN_ECORRUPT, "replica: a stored signature is damaged (run samen rebuild)");
 			goto cleanup;
+		}
+		if ((rc = replica_row_change(p->rep, s, 2, 4, 5, &bytes, &len)) < 0)
+			goto cleanup;
+		if ((rc = bw_varint(&w, len)) < 0 || (rc = bw_write(&w, bytes, len)) < 0 ||
+		    (rc = bw_write(&w, sqlite3_column_blob(s, 3), 64)) < 0) {
+			free(bytes);
+			goto cleanup;
+		}
+		free(bytes);
 		stats->changes++;
 	}
 	if ((rc = bw_varint(&w, 0)) < 0 || (rc = bw_flush(&w, Z_FINISH)) < 0)

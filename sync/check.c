@@ -153,7 +153,7 @@ int samen_plan_rebuild(samen_plan *p)
 			return samen_error_set(SAMEN_EIO, "cannot remove %s", path);
 	}
 	snprintf(path, sizeof(path), "%s/replica.db", p->dir);
-	if ((rc = replica_open(&p->rep, path)) < 0)
+	if ((rc = plan_open_replica(p, path)) < 0)
 		return rc;
 	if ((rc = replica_set_plan_id(p->rep, p->id)) < 0)
 		return rc;

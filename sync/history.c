@@ -110,6 +110,7 @@ typedef struct {
 
 struct samen_history {
 	git_repository *repo;       /* disk only: loose objects and packs */
+	git_odb *reader;            /* history_read_blob()'s own object database */
 	git_repository *batch_repo; /* non-NULL exactly while a batch is open */
 	batch_backend *batch_odb;   /* owned by batch_repo's odb; NULL w/o batch */
 	batch_table batch;          /* the open batch's objects */
@@ -540,6 +541,7 @@ void history_free(samen_history *h)
 	if (!h)
 		return;
 	batch_end(h);
+	git_odb_free(h->reader);
 	git_repository_free(h->repo);
 	if (h->libgit2_inited)
 		git_libgit2_shutdown();
@@ -779,6 +781,11 @@ oom:
 
 int history_write_change(samen_history *h, git_oid *commit_out, const history_entry *e)
 {
+	return history_write_change_ex(h, commit_out, NULL, e);
+}
+
+int history_write_change_ex(samen_history *h, git_oid *commit_out, git_oid *blob_out, const history_entry *e)
+{
 	static const uint8_t empty[1] = {0};
 	const uint8_t *change;
 	unsigned char tree[TREE_SIZE];
@@ -850,6 +857,8 @@ int history_write_change(samen_history *h, git_oid *commit_out, const history_en
 			goto cleanup;
 	}
 	git_oid_cpy(commit_out, &ids[3]);
+	if (blob_out)
+		git_oid_cpy(blob_out, &ids[0]);
 
 cleanup:
 	free(commit);
@@ -1463,6 +1472,66 @@ cleanup:
 	git_tree_free(tree);
 	git_commit_free(c);
 	return error;
+}
+
+/* The id git gives a blob of these bytes. */
+void history_blob_id(git_oid *out, const void *data, size_t len)
+{
+	hash_object(out, GIT_OBJECT_BLOB, data, len);
+}
+
+/* A git_odb of its own, opened on first use: libgit2 objects are not
+ * shared between threads, and a batch may be written meanwhile through
+ * h->repo on another thread. A pack written since it was opened is found
+ * too (libgit2 rescans the packs when an object is missing). */
+int history_read_blob(samen_history *h, const uint8_t id[20], size_t max, uint8_t **out, size_t *len)
+{
+	git_odb_object *obj = NULL;
+	git_object_t type;
+	git_oid oid;
+	char hex[GIT_OID_HEXSZ + 1];
+	uint8_t *copy;
+	size_t n;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (!h->reader) {
+		char *objects = path_join(git_repository_path(h->repo), "objects");
+		if (!objects)
+			return samen_error_set(SAMEN_ENOMEM, "out of memory");
+		rc = git_odb_open(&h->reader, objects);
+		free(objects);
+		if (rc < 0) {
+			h->reader = NULL;
+			return fail_git(SAMEN_EIO, "cannot open the history's object database");
+		}
+	}
+	git_oid_fromraw(&oid, id);
+	oid_hex(hex, &oid);
+	/* the header first: a damaged or hostile history cannot make us
+	 * inflate a huge object */
+	rc = git_odb_read_header(&n, &type, h->reader, &oid);
+	if (rc == GIT_ENOTFOUND)
+		return fail_git(SAMEN_ENOTFOUND, "blob %s is missing from the history", hex);
+	if (rc < 0)
+		return fail_git(SAMEN_ECORRUPT, "blob %s in the history cannot be read", hex);
+	if (type != GIT_OBJECT_BLOB || n > max)
+		return samen_error_set(SAMEN_ECORRUPT, "history object %s is a %s of %zu bytes, not a change (at most %zu"
+		                       " bytes)", hex, git_object_type2string(type), n, max);
+	if (git_odb_read(&obj, h->reader, &oid) < 0)
+		return fail_git(SAMEN_ECORRUPT, "blob %s in the history cannot be read", hex);
+	n = git_odb_object_size(obj);
+	if (n > max || !(copy = malloc(n ? n : 1))) {
+		git_odb_object_free(obj);
+		return n > max ? samen_error_set(SAMEN_ECORRUPT, "blob %s in the history grew beyond its header", hex)
+		               : samen_error_set(SAMEN_ENOMEM, "out of memory");
+	}
+	memcpy(copy, git_odb_object_data(obj), n);
+	git_odb_object_free(obj);
+	*out = copy;
+	*len = n;
+	return 0;
 }
 
 /* ---- gc -------------------------------------------------------------- */

@@ -53,6 +53,14 @@ typedef struct {
 /* Write one change as blob+blob+tree+commit; *commit_out receives the commit
  * id. Inside a batch the objects go to memory, otherwise to loose objects. */
 int history_write_change(samen_history *h, git_oid *commit_out, const history_entry *e);
+/* The same, also giving the id of the "change" blob (blob_out may be NULL). */
+int history_write_change_ex(samen_history *h, git_oid *commit_out, git_oid *blob_out, const history_entry *e);
+/* The id git gives a blob holding data. */
+void history_blob_id(git_oid *out, const void *data, size_t len);
+/* A blob's bytes by id (malloc'ed), from the objects on disk (not the open
+ * batch): SAMEN_ENOTFOUND when missing, SAMEN_ECORRUPT when it is not a
+ * blob or is bigger than max. Safe while another thread writes a batch. */
+int history_read_blob(samen_history *h, const uint8_t id[20], size_t max, uint8_t **out, size_t *len);
 
 /* The commit id history_write_change() gives e, without writing anything:
  * how a commit fetched from elsewhere is checked to be the genuine commit of

@@ -42,6 +42,8 @@ int plan_open_dir(samen_plan **out, samen_store *store, const uint8_t id[16], bo
  * it into place and reopens it there (*plan is replaced). */
 int plan_open_staged(samen_plan **out, samen_store *store, const uint8_t id[16]);
 int plan_publish(samen_plan **plan);
+/* Open the plan's replica at path, reading change bytes from its history. */
+int plan_open_replica(samen_plan *p, const char *path);
 /* rm -rf (best effort; never follows symlinks). */
 void remove_tree(const char *path);
 

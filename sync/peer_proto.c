@@ -532,18 +532,24 @@ static int load_record(peer_session *s, int64_t rowid)
 	sqlite3 *db = replica_db(s->plan->rep);
 	sqlite3_stmt *q;
 	int rc = 0;
-	if (!s->read_rec && sqlite3_prepare_v2(db, "SELECT body, sig FROM changes WHERE rowid = ?", -1, &s->read_rec,
-	                                       NULL) != SQLITE_OK)
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	if (!s->read_rec && sqlite3_prepare_v2(db, "SELECT body, sig, blob, id FROM changes WHERE rowid = ?", -1,
+	                                       &s->read_rec, NULL) != SQLITE_OK)
 		return db_fail(s->plan, "reading a change");
 	q = s->read_rec;
 	sqlite3_reset(q);
 	sqlite3_bind_int64(q, 1, rowid);
-	if (sqlite3_step(q) != SQLITE_ROW || sqlite3_column_bytes(q, 1) != 64 || sqlite3_column_bytes(q, 0) <= 0 ||
-	    (size_t)sqlite3_column_bytes(q, 0) > SAMEN_MAX_CHANGE_BYTES) {
+	if (sqlite3_step(q) != SQLITE_ROW || sqlite3_column_bytes(q, 1) != 64) {
 		rc = samen_error_set(SAMEN_ECORRUPT, "replica: change %lld vanished or is damaged", (long long)rowid);
 		goto cleanup;
 	}
-	size_t len = (size_t)sqlite3_column_bytes(q, 0);
+	if ((rc = replica_row_change(s->plan->rep, q, 0, 2, 3, &bytes, &len)) < 0)
+		goto cleanup;
+	if (len == 0 || len > SAMEN_MAX_CHANGE_BYTES) {
+		rc = samen_error_set(SAMEN_ECORRUPT, "replica: change %lld is damaged", (long long)rowid);
+		goto cleanup;
+	}
 	void *nb = realloc(s->rec, 4 + len + 64);
 	if (!nb) {
 		rc = samen_error_set(SAMEN_ENOMEM, "out of memory");
@@ -551,11 +557,12 @@ static int load_record(peer_session *s, int64_t rowid)
 	}
 	s->rec = nb;
 	peer_put32(s->rec, (uint32_t)len);
-	memcpy(s->rec + 4, sqlite3_column_blob(q, 0), len);
+	memcpy(s->rec + 4, bytes, len);
 	memcpy(s->rec + 4 + len, sqlite3_column_blob(q, 1), 64);
 	s->rec_len = 4 + len + 64;
 	s->rec_pos = 0;
 cleanup:
+	free(bytes);
 	sqlite3_reset(q);
 	return rc;
 }

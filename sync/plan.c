@@ -216,6 +216,20 @@ static void remove_stale_ref_locks(const char *hpath)
 	unlink(path);
 }
 
+/* The replica keeps where a change's bytes are; the history has them. */
+static int read_change_blob(void *payload, const uint8_t blob[20], uint8_t **bytes, size_t *len)
+{
+	return history_read_blob(payload, blob, SAMEN_MAX_CHANGE_BYTES, bytes, len);
+}
+
+int plan_open_replica(samen_plan *p, const char *path)
+{
+	int rc = replica_open(&p->rep, path);
+	if (rc == 0)
+		replica_set_blob_reader(p->rep, read_change_blob, p->hist);
+	return rc;
+}
+
 static int plan_open_at(samen_plan **out, samen_store *store, const uint8_t id[16], const char *dir, bool create)
 {
 	samen_plan *p = NULL;
@@ -254,7 +268,7 @@ static int plan_open_at(samen_plan **out, samen_store *store, const uint8_t id[1
 	remove_stale_ref_locks(hpath);
 	if ((rc = history_open(&p->hist, hpath, create)) < 0)
 		goto fail;
-	rc = replica_open(&p->rep, rpath);
+	rc = plan_open_replica(p, rpath);
 	if (rc == SAMEN_ECORRUPT) {
 		/* The replica is only a cache of the history: set the damaged file
 		 * aside and build a new one. */
@@ -271,7 +285,7 @@ static int plan_open_at(samen_plan **out, samen_store *store, const uint8_t id[1
 			snprintf(w, sizeof(w), "%s%s", rpath, sfx);
 			unlink(w);
 		}
-		rc = replica_open(&p->rep, rpath);
+		rc = plan_open_replica(p, rpath);
 	}
 	if (rc < 0)
 		goto fail;
@@ -558,7 +572,7 @@ int plan_ingest(samen_plan *p, ingest_batch *b)
  * refs, then the replica. */
 static int write_and_apply(samen_plan *p, ingest_batch *b)
 {
-	git_oid parents[SAMEN_MAX_DEPS + 1], commit;
+	git_oid parents[SAMEN_MAX_DEPS + 1], commit, blob;
 	history_job job;
 	bool batch = false;
 	int rc;
@@ -575,8 +589,12 @@ static int write_and_apply(samen_plan *p, ingest_batch *b)
 		char fp[17], *msg;
 		char name[SAMEN_MAX_NAME + 1];
 		size_t np = 0;
-		if (it->has_commit) /* recovered from our own history */
+		if (it->has_commit) { /* recovered from our own history */
+			history_blob_id(&blob, it->bytes, it->len);
+			memcpy(it->blob, blob.id, 20);
+			it->has_blob = true;
 			continue;
+		}
 		if (it->ch.has_prev && (rc = parent_commit(p, b, it->ch.prev, &parents[np++])) < 0)
 			goto fail;
 		for (uint32_t d = 0; d < it->ch.ndeps; d++)
@@ -598,12 +616,14 @@ static int write_and_apply(samen_plan *p, ingest_batch *b)
 		e.author_email = fp;
 		e.time = it->ch.time;
 		e.message = msg;
-		rc = history_write_change(p->hist, &commit, &e);
+		rc = history_write_change_ex(p->hist, &commit, &blob, &e);
 		free(msg);
 		if (rc < 0)
 			goto fail;
 		memcpy(it->commit, commit.id, 20);
 		it->has_commit = true;
+		memcpy(it->blob, blob.id, 20);
+		it->has_blob = true;
 	}
 	if (batch) {
 		job.plan = p;

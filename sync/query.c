@@ -432,26 +432,32 @@ int samen_log(samen_plan *p, const char *entity, samen_log_cb cb, void *payload)
 		sqlite3_finalize(q);
 	}
 	if (sqlite3_prepare_v2(db, "SELECT c.id, c.name, d.key, c.time, c.seq, c.lamport, c.verdict, c.reason,"
-	                           " c.commit_oid, c.nops, c.body, c.rowid FROM changes c JOIN devs d ON d.devno = c.devno"
-	                           " ORDER BY c.lamport DESC, c.id DESC", -1, &s, NULL) != SQLITE_OK)
+	                           " c.commit_oid, c.nops, c.body, c.rowid, c.blob FROM changes c"
+	                           " JOIN devs d ON d.devno = c.devno ORDER BY c.lamport DESC, c.id DESC", -1, &s,
+	                           NULL) != SQLITE_OK)
 		return db_fail(p, "log");
 	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW) {
 		samen_change ch;
 		samen_log_entry e;
 		char id[65], dev[65], commit[41] = "";
 		char *summary = NULL;
-		const uint8_t *body = sqlite3_column_blob(s, 10);
-		size_t blen = (size_t)sqlite3_column_bytes(s, 10);
+		uint8_t *body;
+		size_t blen;
+		if ((rc = replica_row_change(p->rep, s, 10, 12, 0, &body, &blen)) < 0)
+			break;
 		if (change_decode(&ch, body, blen) < 0) {
+			free(body);
 			rc = samen_error_wrap(SAMEN_ECORRUPT, "replica holds an undecodable change (run samen rebuild)");
 			break;
 		}
 		if (entity && !change_touches(&ch, ent.key, ent.n, sqlite3_column_int64(s, 11) == created)) {
 			change_clear(&ch);
+			free(body);
 			continue;
 		}
 		summary = change_summary(&ch, samen_plan_lang(p));
 		change_clear(&ch);
+		free(body);
 		sodium_bin2hex(id, sizeof(id), sqlite3_column_blob(s, 0), 32);
 		sodium_bin2hex(dev, sizeof(dev), sqlite3_column_blob(s, 2), 32);
 		if (sqlite3_column_bytes(s, 8) == 20)

@@ -68,7 +68,7 @@ int samen_timeline(samen_plan *p, const char *type, const char *entity, samen_ti
 	if (entity && (rc = replica_find_entity(p->rep, want, entity, &only)) < 0)
 		return rc;
 	if (sqlite3_prepare_v2(db, ENTITY_LABEL_SQL, -1, &x.label, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT c.id, c.name, d.key, c.time, c.verdict, c.reason, c.body, c.ctr_end"
+	    sqlite3_prepare_v2(db, "SELECT c.id, c.name, d.key, c.time, c.verdict, c.reason, c.body, c.ctr_end, c.blob"
 	                       " FROM changes c JOIN devs d ON d.devno = c.devno ORDER BY c.lamport, c.id",
 	                       -1, &s, NULL) != SQLITE_OK) {
 		rc = samen_error_set(SAMEN_EIO, "replica: timeline: %s", sqlite3_errmsg(db));
@@ -79,7 +79,12 @@ int samen_timeline(samen_plan *p, const char *type, const char *entity, samen_ti
 		char id[65], dev[65];
 		uint64_t ctr;
 		uint32_t k = 0;
-		if (change_decode(&ch, sqlite3_column_blob(s, 6), (size_t)sqlite3_column_bytes(s, 6)) < 0) {
+		uint8_t *body;
+		size_t blen;
+		if ((rc = replica_row_change(p->rep, s, 6, 8, 0, &body, &blen)) < 0)
+			break;
+		if (change_decode(&ch, body, blen) < 0) {
+			free(body);
 			rc = samen_error_wrap(SAMEN_ECORRUPT, "replica holds an undecodable change (run samen rebuild)");
 			break;
 		}
@@ -130,6 +135,7 @@ int samen_timeline(samen_plan *p, const char *type, const char *entity, samen_ti
 			rc = cb(&t, payload);
 		}
 		change_clear(&ch);
+		free(body);
 	}
 cleanup:
 	sqlite3_finalize(s);

@@ -1144,6 +1144,80 @@ static void plan_with_one_goal(const char *dir, samen_store **st, samen_plan **p
 	samen_edit_free(e);
 }
 
+static int count_log(const samen_log_entry *e, void *payload)
+{
+	(void)e;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void set_user_version(samen_plan *p, int v)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	assert_int_equal(sqlite3_exec(replica_db(p->rep), sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* The replica keeps only where each change's bytes are in the history;
+ * a replica of another format is set aside and rebuilt from the history;
+ * a history whose blob is not the change is named, not trusted. */
+static void test_the_replica_reads_change_bytes_from_the_history(void **state)
+{
+	char *dir = tu_mkdtemp("change"), hash[65], hash2[65], uid[17], aside[4300];
+	samen_store *st;
+	samen_plan *p;
+	int n = 0;
+	(void)state;
+
+	plan_with_one_goal(dir, &st, &p, uid);
+	assert_int_equal(samen_plan_state_hash(p, hash), 0);
+	assert_int_equal(db_count(p, "SELECT count(*) FROM changes WHERE body IS NULL AND length(blob) = 20"), 2);
+	assert_int_equal(samen_log(p, NULL, count_log, &n), 0);
+	assert_int_equal(n, 2);
+
+	/* an older and a newer format: both rebuilt from the history, the
+	 * old file kept aside */
+	for (int v = 0; v < 2; v++) {
+		set_user_version(p, v == 0 ? 1 : 99);
+		samen_plan_free(p);
+		assert_int_equal(samen_plan_open(&p, st, NULL), 0);
+		assert_int_equal(samen_plan_state_hash(p, hash2), 0);
+		assert_string_equal(hash, hash2);
+		assert_int_equal(db_count(p, "PRAGMA user_version"), 2);
+		assert_int_equal(db_count(p, "SELECT count(*) FROM changes WHERE body IS NULL"), 2);
+		snprintf(aside, sizeof(aside), "%s/replica.db.damaged-*", p->dir);
+		assert_true(tu_glob_count(aside) >= 1);
+	}
+
+	/* a row that points at another change's blob: the log says which
+	 * change and where to look, and nothing is decoded from it */
+	assert_int_equal(sqlite3_exec(replica_db(p->rep),
+	                              "UPDATE changes SET blob = (SELECT blob FROM changes WHERE seq = 1) WHERE seq = 2",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	samen_error_clear();
+	n = 0;
+	assert_int_equal(samen_log(p, NULL, count_log, &n), SAMEN_ECORRUPT);
+	assert_non_null(strstr(samen_error_last(), "is not the change"));
+	/* and a blob that is not in the history at all */
+	assert_int_equal(sqlite3_exec(replica_db(p->rep), "UPDATE changes SET blob = zeroblob(20) WHERE seq = 2", NULL,
+	                              NULL, NULL), SQLITE_OK);
+	samen_error_clear();
+	assert_true(samen_log(p, NULL, count_log, &n) < 0);
+	assert_non_null(strstr(samen_error_last(), "missing from the history"));
+	/* samen rebuild puts it right */
+	assert_int_equal(samen_plan_rebuild(p), 0);
+	n = 0;
+	assert_int_equal(samen_log(p, NULL, count_log, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(samen_plan_state_hash(p, hash2), 0);
+	assert_string_equal(hash, hash2);
+
+	samen_plan_free(p);
+	samen_store_free(st);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_a_flipped_bit_never_enters_the_history(void **state)
 {
 	char *dir = tu_mkdtemp("change"), hash[65], hash2[65], uid[17], title[256];
@@ -1166,11 +1240,18 @@ static void test_a_flipped_bit_never_enters_the_history(void **state)
 	assert_int_equal(samen_plan_state_hash(p, hash), 0);
 
 	/* the goal's change, as stored */
-	assert_int_equal(sqlite3_prepare_v2(replica_db(p->rep), "SELECT body, sig FROM changes WHERE seq = 2", -1, &s,
-	                                    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(replica_db(p->rep), "SELECT body, sig, blob, id FROM changes WHERE seq = 2", -1,
+	                                    &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	blen = (size_t)sqlite3_column_bytes(s, 0);
-	body = dup_exact(sqlite3_column_blob(s, 0), blen);
+	/* the replica keeps where the bytes are in the history, not the bytes */
+	assert_int_equal(sqlite3_column_type(s, 0), SQLITE_NULL);
+	assert_int_equal(sqlite3_column_bytes(s, 2), 20);
+	{
+		uint8_t *copy;
+		assert_int_equal(replica_row_change(p->rep, s, 0, 2, 3, &copy, &blen), 0);
+		body = dup_exact(copy, blen);
+		free(copy);
+	}
 	assert_int_equal(sqlite3_column_bytes(s, 1), 64);
 	memcpy(sig, sqlite3_column_blob(s, 1), 64);
 	sqlite3_finalize(s);
@@ -1605,6 +1686,7 @@ int main(void)
 		cmocka_unit_test(test_a_flipped_bit_in_the_change_is_rejected_by_ingest),
 		cmocka_unit_test(test_change_for_another_plan_is_rejected_naming_both_plans),
 		cmocka_unit_test(test_a_flipped_bit_never_enters_the_history),
+		cmocka_unit_test(test_the_replica_reads_change_bytes_from_the_history),
 		cmocka_unit_test(test_value_of_the_wrong_type_marks_the_change_rejected),
 		cmocka_unit_test(test_values_of_every_kind_are_checked),
 		cmocka_unit_test(test_a_flood_of_rejected_changes_does_not_block_members),

@@ -802,23 +802,24 @@ static void model_exchange(world *w, int from, int to, int since)
 static void pool_collect(world *w, samen_plan *p)
 {
 	sqlite3_stmt *s = NULL;
-	assert_int_equal(sqlite3_prepare_v2(replica_db(p->rep), "SELECT body, sig FROM changes", -1, &s, NULL),
+	assert_int_equal(sqlite3_prepare_v2(replica_db(p->rep), "SELECT body, sig, blob, id FROM changes", -1, &s, NULL),
 	                 SQLITE_OK);
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		uint8_t id[32];
-		size_t len = (size_t)sqlite3_column_bytes(s, 0), k;
-		change_id(id, sqlite3_column_blob(s, 0), len);
+		uint8_t id[32], *bytes;
+		size_t len, k;
+		assert_int_equal(replica_row_change(p->rep, s, 0, 2, 3, &bytes, &len), 0);
+		change_id(id, bytes, len);
 		for (k = 0; k < w->npool; k++)
 			if (memcmp(w->pool[k].id, id, 32) == 0)
 				break;
-		if (k < w->npool)
+		if (k < w->npool) {
+			free(bytes);
 			continue;
+		}
 		assert_int_equal(sqlite3_column_bytes(s, 1), 64);
 		w->pool = grow(w->pool, &w->cappool, w->npool, sizeof(*w->pool));
 		memcpy(w->pool[w->npool].id, id, 32);
-		w->pool[w->npool].body = malloc(len);
-		assert_non_null(w->pool[w->npool].body);
-		memcpy(w->pool[w->npool].body, sqlite3_column_blob(s, 0), len);
+		w->pool[w->npool].body = bytes;
 		w->pool[w->npool].len = len;
 		memcpy(w->pool[w->npool].sig, sqlite3_column_blob(s, 1), 64);
 		w->npool++;

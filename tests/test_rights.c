@@ -406,14 +406,11 @@ static void take_raw(node *n, const char *idhex, raw *out)
 	sqlite3_stmt *s = NULL;
 	uint8_t id[32];
 	sodium_hex2bin(id, 32, idhex, 64, NULL, NULL, NULL);
-	assert_int_equal(sqlite3_prepare_v2(replica_db(n->plan->rep), "SELECT body, sig FROM changes WHERE id = ?", -1, &s,
-	                                    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(replica_db(n->plan->rep), "SELECT body, sig, blob, id FROM changes WHERE id = ?",
+	                                    -1, &s, NULL), SQLITE_OK);
 	sqlite3_bind_blob(s, 1, id, 32, SQLITE_STATIC);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	out->len = (size_t)sqlite3_column_bytes(s, 0);
-	out->body = malloc(out->len);
-	assert_non_null(out->body);
-	memcpy(out->body, sqlite3_column_blob(s, 0), out->len);
+	OK(replica_row_change(n->plan->rep, s, 0, 2, 3, &out->body, &out->len));
 	memcpy(out->sig, sqlite3_column_blob(s, 1), 64);
 	snprintf(out->id, sizeof(out->id), "%s", idhex);
 	sqlite3_finalize(s);

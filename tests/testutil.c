@@ -2,6 +2,7 @@
 
 #include "samen/samen.h"
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,16 @@ char *tu_mkdtemp(const char *tag)
 		return NULL;
 	}
 	return path;
+}
+
+size_t tu_glob_count(const char *pattern)
+{
+	glob_t g;
+	size_t n = 0;
+	if (glob(pattern, 0, NULL, &g) == 0)
+		n = g.gl_pathc;
+	globfree(&g);
+	return n;
 }
 
 void tu_rmtree(const char *path)

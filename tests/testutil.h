@@ -15,6 +15,8 @@ char *tu_mkdtemp(const char *tag);
 void tu_rmtree(const char *path);
 /* Read a whole file; returns malloc'ed bytes or NULL. */
 uint8_t *tu_read_file(const char *path, size_t *len);
+/* How many paths match a glob(3) pattern. */
+size_t tu_glob_count(const char *pattern);
 int tu_write_file(const char *path, const void *buf, size_t len);
 
 /* A small seeded generator (xorshift64*), so random tests repeat exactly
