@@ -680,7 +680,8 @@ static int cmd_status(cli *c)
 			printf(_("%lld received changes wait for %lld changes not received yet\n"), (long long)st.pending,
 			       (long long)st.missing);
 		if (st.evidence)
-			printf(_("%lld times a device signed two different changes with one number (kept as evidence)\n"),
+			printf(_("%lld device(s) signed two different changes with one number: what it wrote from there on is"
+			         " void\n"),
 			       (long long)st.evidence);
 		print_peers(c, p);
 		remote_status(p, 0, NULL);

@@ -5,7 +5,8 @@
  *   meta      plan id, creator, client, language
  *   devs      local numbering of device keys (devno); local only
  *   changes   every applied change: id, author, seq, lamport, verdict, vv,
- *             the bytes and signature (so queries need not touch git)
+ *             signature, and where its bytes are in the history (or the
+ *             bytes, when there is no history)
  *   heads     changes that no other change builds on
  *   rights    the accepted rights ops (grants, revocations, scopes, links,
  *             unlinks, approvals); who may do what is docs/rights.md
@@ -14,7 +15,8 @@
  *   fields    the live values of every register; win = 1 marks the value
  *             every replica shows
  *   pending   verified changes waiting for a dependency
- *   evidence  second changes for a (device, seq) already taken
+ *   forks     devices that signed two different changes with one seq
+ *             (equivocation), with the lowest such seq
  *
  * Merge rule (multi-value register): a SET op of change C removes every
  * live value of that register whose change lies in C's causal past, then
@@ -51,7 +53,7 @@
 
 /* The replica's format (PRAGMA user_version): raise it when a table, an
  * index or a view changes. */
-#define REPLICA_FORMAT 2
+#define REPLICA_FORMAT 3
 
 /* --- statements ----------------------------------------------------------- */
 
@@ -77,7 +79,7 @@ enum {
 	ST_PENDING_INSERT,
 	ST_PENDING_DELETE,
 	ST_PENDING_WAITING,
-	ST_EVIDENCE_INSERT,
+	ST_FORK_INSERT,
 	ST_CHANGE_BY_DEVSEQ,
 	ST__COUNT
 };
@@ -108,7 +110,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_PENDING_INSERT] = "INSERT OR REPLACE INTO pending(id, body, sig, waits_for) VALUES (?,?,?,?)",
 	[ST_PENDING_WAITING] = "SELECT body, sig FROM pending WHERE waits_for = ?",
 	[ST_PENDING_DELETE] = "DELETE FROM pending WHERE id = ?",
-	[ST_EVIDENCE_INSERT] = "INSERT OR IGNORE INTO evidence(id, body, sig, reason) VALUES (?,?,?,?)",
+	[ST_FORK_INSERT] = "INSERT INTO forks(devno, seq) VALUES (?,?)"
+	                   " ON CONFLICT(devno) DO UPDATE SET seq = min(seq, excluded.seq)",
 	[ST_CHANGE_BY_DEVSEQ] = "SELECT id FROM changes WHERE devno = ? AND seq = ?",
 };
 
@@ -127,8 +130,10 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS changes(rowid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
 	" devno INTEGER NOT NULL, seq INTEGER NOT NULL, lamport INTEGER NOT NULL, time INTEGER NOT NULL,"
 	" name TEXT NOT NULL, nops INTEGER NOT NULL, commit_oid BLOB, verdict INTEGER NOT NULL, reason TEXT,"
-	" vv BLOB NOT NULL, ctr_end INTEGER NOT NULL, body BLOB, blob BLOB, sig BLOB NOT NULL,"
-	" UNIQUE(devno, seq));"
+	" vv BLOB NOT NULL, ctr_end INTEGER NOT NULL, body BLOB, blob BLOB, sig BLOB NOT NULL);"
+	/* not unique: a device that equivocates has two changes with one seq */
+	"CREATE INDEX IF NOT EXISTS changes_devseq ON changes(devno, seq);"
+	"CREATE TABLE IF NOT EXISTS forks(devno INTEGER PRIMARY KEY, seq INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS heads(change INTEGER PRIMARY KEY);"
 	/* In WITHOUT ROWID tables the key columns come first: SQLite 3.40's
 	 * integrity_check misreports NOT NULL columns placed before them. */
@@ -153,9 +158,7 @@ static const char schema_sql[] =
 	 * rows waiting for it are loaded (and nothing else) */
 	"CREATE TABLE IF NOT EXISTS pending(id BLOB PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL,"
 	" waits_for BLOB NOT NULL) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS pending_waits ON pending(waits_for);"
-	"CREATE TABLE IF NOT EXISTS evidence(id BLOB PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL,"
-	" reason TEXT NOT NULL) WITHOUT ROWID;";
+	"CREATE INDEX IF NOT EXISTS pending_waits ON pending(waits_for);";
 
 static int db_error(replica *r, const char *what)
 {
@@ -1011,7 +1014,7 @@ static int facts_of(workctx *w, ingest_batch *b, const uint8_t id[32], parent_fa
 static int check_chain(workctx *w, ingest_batch *b, ingest_item *it, hmap *seen_devseq)
 {
 	parent_facts pf;
-	char idhex[17], other[17];
+	char idhex[17];
 	uint8_t devseq[40];
 	uint64_t maxl = 0;
 	int rc;
@@ -1038,32 +1041,25 @@ static int check_chain(workctx *w, ingest_batch *b, ingest_item *it, hmap *seen_
 		item_bad(it, "change %s: Lamport clock does not exceed its dependencies'", idhex, "");
 		return 0;
 	}
-	/* Equivocation: one device, one seq, two different changes. The first
-	 * one applied keeps its place; the second is kept as evidence. */
+	/* Equivocation: one device, one seq, two different changes. Both stay
+	 * in the DAG (so that what others built on either can apply, whatever
+	 * the order they come in); applying marks the device, and validation
+	 * voids its changes from that seq on. */
 	memcpy(devseq, it->ch.author, 32);
 	for (int k = 0; k < 8; k++)
 		devseq[32 + k] = (uint8_t)(it->ch.seq >> (8 * k));
-	if (hmap_get(seen_devseq, devseq)) {
-		hex_prefix(other, it->ch.author);
-		item_bad(it, "change %s: device %s signed two different changes with the same seq (equivocation)",
-		         idhex, other);
-		return 0;
-	}
+	it->fork = hmap_get(seen_devseq, devseq) != NULL;
 	if ((rc = devno_of(w, it->ch.author, false, &devno)) < 0)
 		return rc;
-	if (devno) {
+	if (devno && !it->fork) {
 		s = stmt(w->r, ST_CHANGE_BY_DEVSEQ);
 		sqlite3_bind_int64(s, 1, devno);
 		sqlite3_bind_int64(s, 2, (sqlite3_int64)it->ch.seq);
-		if (sqlite3_step(s) == SQLITE_ROW) {
-			hex_prefix(other, it->ch.author);
-			item_bad(it, "change %s: device %s signed two different changes with the same seq (equivocation)",
-			         idhex, other);
-			return 0;
-		}
+		it->fork = sqlite3_step(s) == SQLITE_ROW;
+		sqlite3_reset(s);
 	}
 	it->state = ITEM_READY;
-	return hmap_put(seen_devseq, devseq, 1);
+	return it->fork ? 0 : hmap_put(seen_devseq, devseq, 1);
 }
 
 int replica_order(replica *r, ingest_batch *b)
@@ -1262,7 +1258,52 @@ typedef struct {
 	size_t npinned, cappinned;
 	int64_t (*banned)[2]; /* replay: (change, op) of kills that never take effect */
 	size_t nbanned, capbanned;
+	struct fork { uint32_t devno; uint64_t seq; } *forks; /* the forks table */
+	size_t nforks, capforks;
 } applyctx;
+
+/* The lowest seq at which device devno equivocated, or 0. */
+static uint64_t fork_of(const applyctx *a, uint32_t devno)
+{
+	for (size_t i = 0; i < a->nforks; i++)
+		if (a->forks[i].devno == devno)
+			return a->forks[i].seq;
+	return 0;
+}
+
+static int fork_note(applyctx *a, uint32_t devno, uint64_t seq)
+{
+	size_t i;
+	for (i = 0; i < a->nforks && a->forks[i].devno != devno; i++)
+		;
+	if (i == a->nforks) {
+		if (a->nforks == a->capforks) {
+			size_t nc = a->capforks ? a->capforks * 2 : 4;
+			void *p = realloc(a->forks, nc * sizeof(*a->forks));
+			if (!p)
+				return samen_error_set(SAMEN_ENOMEM, "out of memory");
+			a->forks = p;
+			a->capforks = nc;
+		}
+		a->forks[a->nforks].devno = devno;
+		a->forks[a->nforks++].seq = seq;
+	} else if (seq < a->forks[i].seq) {
+		a->forks[i].seq = seq;
+	}
+	return 0;
+}
+
+static int load_forks(applyctx *a)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(a->w.r->db, "SELECT devno, seq FROM forks", -1, &s, NULL) != SQLITE_OK)
+		return db_error(a->w.r, "loading forks");
+	while (rc == 0 && sqlite3_step(s) == SQLITE_ROW)
+		rc = fork_note(a, (uint32_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1));
+	sqlite3_finalize(s);
+	return rc;
+}
 
 static void ent_key(uint8_t k[16], uint32_t devno, uint64_t n)
 {
@@ -1548,6 +1589,7 @@ static void apply_free(applyctx *a)
 	free(a->pinned);
 	free(a->banned);
 	work_free(&a->w);
+	free(a->forks);
 }
 
 /* A verdict's reason; long names are cut, never overflow. */
@@ -2252,6 +2294,14 @@ static int validate_change(applyctx *a, applying *c, uint8_t plan[16], char *why
 	ent *e;
 	int rc;
 
+	uint64_t forked = fork_of(a, c->devno);
+	if (forked && ch->seq >= forked) {
+		char dev[17];
+		hex_prefix(dev, ch->author);
+		whyf(why, whylen, "device %s signed two different changes numbered %llu (equivocation): its changes from"
+		     " there on are void", dev, (unsigned long long)forked);
+		return 1;
+	}
 	for (uint32_t i = 0; i < ch->nops; i++) {
 		const samen_op *op = &ch->ops[i];
 		if (op->kind == SAMEN_OP_PLAN) {
@@ -2881,6 +2931,23 @@ static int apply_one(applyctx *a, ingest_batch *b, ingest_item *it, uint8_t plan
 		goto cleanup;
 	}
 
+	if (it->fork) {
+		/* a second change with this seq: the device is marked from here
+		 * on, and every verdict is decided again with that known, so the
+		 * result does not depend on which of the two came first */
+		uint64_t before = fork_of(a, c.devno);
+		s = stmt(a->w.r, ST_FORK_INSERT);
+		sqlite3_bind_int64(s, 1, c.devno);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)it->ch.seq);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			rc = db_error(a->w.r, "noting a fork");
+			goto cleanup;
+		}
+		if ((rc = fork_note(a, c.devno, it->ch.seq)) < 0)
+			goto cleanup;
+		if (!before || it->ch.seq < before)
+			a->need_replay = true;
+	}
 	rc = judge_and_apply(a, &c, ci, plan);
 	(void)b;
 cleanup:
@@ -2895,7 +2962,7 @@ cleanup:
 /* --- replay: a late revocation re-decides every verdict ------------------ */
 
 /* Forget everything derived from verdicts; structure (changes, vv, heads,
- * pending, evidence) stays. */
+ * pending, forks) stays. */
 static int replay_reset(applyctx *a)
 {
 	static const char sql[] =
@@ -3146,7 +3213,7 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 	if (rc < 0)
 		goto fail;
 	a.has_creator = rc == 1;
-	if ((rc = load_rights(&a)) < 0)
+	if ((rc = load_rights(&a)) < 0 || (rc = load_forks(&a)) < 0)
 		goto fail;
 	{
 		/* a batch that sets many fields gets every register in one scan */
@@ -3221,17 +3288,6 @@ int replica_apply_ex(replica *r, ingest_batch *b, replica_precommit_cb precommit
 			sqlite3_bind_blob(s, 4, waits, 32, SQLITE_STATIC);
 			if (sqlite3_step(s) != SQLITE_DONE) {
 				rc = db_error(r, "pending");
-				goto fail;
-			}
-		}
-		if (it->state == ITEM_BAD && it->error && strstr(it->error, "equivocation")) {
-			s = stmt(r, ST_EVIDENCE_INSERT);
-			sqlite3_bind_blob(s, 1, it->id, 32, SQLITE_STATIC);
-			sqlite3_bind_blob(s, 2, it->bytes, (int)it->len, SQLITE_STATIC);
-			sqlite3_bind_blob(s, 3, it->sig, 64, SQLITE_STATIC);
-			sqlite3_bind_text(s, 4, it->error, -1, SQLITE_STATIC);
-			if (sqlite3_step(s) != SQLITE_DONE) {
-				rc = db_error(r, "evidence");
 				goto fail;
 			}
 		}
@@ -3429,6 +3485,22 @@ int replica_get_edit_base(replica *r, const uint8_t author[32], replica_edit_bas
 
 	memset(out, 0, sizeof(*out));
 	out->seq = 1;
+	/* A device that equivocated writes nothing more: all it wrote from the
+	 * fork on is void on every replica. */
+	if (sqlite3_prepare_v2(r->db, "SELECT f.seq FROM forks f JOIN devs d ON d.devno = f.devno WHERE d.key = ?", -1,
+	                       &s, NULL) != SQLITE_OK)
+		return db_error(r, "edit base");
+	sqlite3_bind_blob(s, 1, author, 32, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		long long seq = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+		return samen_error_set(SAMEN_EPERM, "this device signed two different changes numbered %lld (a store restored"
+		                       " from a backup, or a copied device key, does that): what it wrote from there on is"
+		                       " void on every device. Start a new store for this device (samen init --store DIR)"
+		                       " and have a member link its new key (samen device link)", seq);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
 	if (sqlite3_prepare_v2(r->db, "SELECT c.id, c.seq, c.ctr_end FROM changes c JOIN devs d ON d.devno = c.devno"
 	                       " WHERE d.key = ? ORDER BY c.seq DESC LIMIT 1", -1, &s, NULL) != SQLITE_OK)
 		return db_error(r, "edit base");

@@ -50,6 +50,7 @@ typedef struct {
 	bool has_blob;            /* then the replica keeps the blob id, not the bytes */
 	bool from_pending;        /* loaded from the pending table */
 	bool verified;            /* signature checked */
+	bool fork;                /* its author signed another change with this seq (equivocation) */
 	uint64_t origin;          /* where the caller got it (a bundle's record number) */
 	item_state state;
 	char *error;              /* ITEM_BAD: why (owned) */

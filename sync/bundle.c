@@ -186,7 +186,11 @@ int samen_bundle_create(samen_plan *p, const char *path, const char *since, same
 	}
 	zinit = 1;
 	/* rowid order is the order of application, which is causal */
-	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT d.key, c.seq, c.body, c.sig, c.blob, c.id FROM changes c"
+	/* A device that equivocated has two changes with one seq, which a
+	 * version vector cannot tell apart: from its fork on, all its changes
+	 * go, so the receiver learns of the fork too. */
+	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT d.key, c.seq, c.body, c.sig, c.blob, c.id,"
+	                       " (SELECT f.seq FROM forks f WHERE f.devno = c.devno) FROM changes c"
 	                       " JOIN devs d ON d.devno = c.devno ORDER BY c.rowid", -1, &s, NULL) != SQLITE_OK) {
 		rc = samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(replica_db(p->rep)));
 		goto cleanup;
@@ -195,7 +199,8 @@ int samen_bundle_create(samen_plan *p, const char *path, const char *since, same
 		uint64_t *have = hmap_get(&vv, sqlite3_column_blob(s, 0));
 		uint8_t *bytes;
 		size_t len;
-		if (have && *have >= (uint64_t)sqlite3_column_int64(s, 1))
+		uint64_t seq = (uint64_t)sqlite3_column_int64(s, 1), forked = (uint64_t)sqlite3_column_int64(s, 6);
+		if (have && *have >= seq && !(forked && seq >= forked))
 			continue;
 		if (sqlite3_column_bytes(s, 3) != 64) {
 			rc = samen_error_set(SAMEN_ECORRUPT, "replica: a stored signature is damaged (run samen rebuild)");

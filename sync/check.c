@@ -14,16 +14,20 @@ typedef struct {
 	samen_plan *plan;
 	int64_t commits, missing;
 	int rc;
+	hmap seen;    /* commits counted: a fork's branches share their start */
 } walk_ctx;
 
 static int count_change(const git_oid *commit, uint8_t *bytes, size_t len, const uint8_t sig[64],
                         const uint8_t id[32], void *payload)
 {
 	walk_ctx *w = payload;
-	(void)commit;
 	(void)len;
 	(void)sig;
 	free(bytes);
+	if (hmap_get(&w->seen, commit->id))
+		return 1; /* the rest of this chain was counted too */
+	if (hmap_put(&w->seen, commit->id, 1) < 0)
+		return SAMEN_ENOMEM;
 	w->commits++;
 	if (!replica_has_change(w->plan->rep, id))
 		w->missing++;
@@ -76,7 +80,7 @@ static int count_cycle(const samen_entity_view *e, void *payload)
 
 int samen_plan_check(samen_plan *p, samen_check_result *res, char hash[65])
 {
-	walk_ctx w = {p, 0, 0, 0};
+	walk_ctx w = {p, 0, 0, 0, {0}};
 	sqlite3_stmt *s = NULL;
 	git_odb *odb = NULL;
 	int rc;
@@ -96,8 +100,13 @@ int samen_plan_check(samen_plan *p, samen_check_result *res, char hash[65])
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	if ((rc = history_foreach_device_ref(p->hist, count_chain, &w)) < 0)
+	hmap_init(&w.seen, 20);
+	if ((rc = history_foreach_device_ref(p->hist, count_chain, &w)) < 0 ||
+	    (rc = history_foreach_fork_ref(p->hist, count_chain, &w)) < 0) {
+		hmap_free(&w.seen);
 		return samen_error_wrap(rc, "reading the history");
+	}
+	hmap_free(&w.seen);
 	/* every applied change must have its commit in the history */
 	if (git_repository_odb(&odb, history_repo(p->hist)) < 0)
 		return samen_error_set(SAMEN_EIO, "history: %s", git_error_last() ? git_error_last()->message : "?");
@@ -171,7 +180,7 @@ int samen_plan_status(samen_plan *p, samen_status *st)
 	st->changes = count(p, "SELECT count(*) FROM changes");
 	st->rejected = count(p, "SELECT count(*) FROM changes WHERE verdict = 0");
 	st->pending = count(p, "SELECT count(*) FROM pending");
-	st->evidence = count(p, "SELECT count(*) FROM evidence");
+	st->evidence = count(p, "SELECT count(*) FROM forks");
 	st->goals = count(p, "SELECT count(*) FROM entities WHERE type = 1 AND deleted IS NULL");
 	st->conflicts = count(p, conflicts_sql);
 	st->member = plan_device_may_sync(p, p->store->pk);

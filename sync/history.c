@@ -1208,6 +1208,26 @@ cleanup:
 	return error;
 }
 
+/* refs/samen/forks/<64 hex of key>/<40 hex of commit>: keeps a second
+ * branch of a device that equivocated reachable (and visible to git). */
+int history_set_fork_ref(samen_history *h, const uint8_t key[32], const git_oid *commit)
+{
+	char name[DEVICE_REF_NAME_SIZE + 64], dev[DEVICE_REF_NAME_SIZE], hex[GIT_OID_HEXSZ + 1];
+	git_reference *ref = NULL;
+	int rc;
+
+	device_ref_name(dev, key);
+	oid_hex(hex, commit);
+	snprintf(name, sizeof(name), "refs/samen/forks/%s/%s", dev + DEVICE_REF_PREFIX_LEN, hex);
+	if ((rc = is_commit(h->repo, commit)) <= 0)
+		return rc < 0 ? rc : samen_error_set(SAMEN_ENOTFOUND, "cannot set %s: no such commit on disk", name);
+	rc = git_reference_create(&ref, h->repo, name, commit, 0, "samen: a second branch of an equivocating device");
+	git_reference_free(ref);
+	if (rc < 0 && rc != GIT_EEXISTS)
+		return fail_git(SAMEN_EIO, "cannot create %s", name);
+	return 0;
+}
+
 int history_get_device_ref(samen_history *h, const uint8_t key[32], git_oid *out)
 {
 	char name[DEVICE_REF_NAME_SIZE];
@@ -1287,6 +1307,50 @@ int history_foreach_device_ref(samen_history *h, history_ref_cb cb, void *payloa
 	if (rc != GIT_ITEROVER)
 		error = fail_git(SAMEN_EIO, "cannot list device refs");
 
+cleanup:
+	git_reference_free(ref);
+	git_reference_iterator_free(it);
+	return error;
+}
+
+/* refs/samen/forks/<64 hex>/<40 hex>, as history_set_fork_ref() names them;
+ * other names and refs that do not point at a commit are skipped. */
+int history_foreach_fork_ref(samen_history *h, history_ref_cb cb, void *payload)
+{
+	static const char prefix[] = "refs/samen/forks/";
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
+	int error = 0, rc;
+
+	if (git_reference_iterator_glob_new(&it, h->repo, "refs/samen/forks/*") < 0)
+		return fail_git(SAMEN_EIO, "cannot list fork refs");
+	while ((rc = git_reference_next(&ref, it)) == 0) {
+		const char *refname = git_reference_name(ref), *rest = refname + sizeof(prefix) - 1;
+		char keyhex[65];
+		uint8_t key[32];
+		git_oid target;
+		int ok = 0;
+		if (strncmp(refname, prefix, sizeof(prefix) - 1) == 0 && strlen(rest) == 64 + 1 + GIT_OID_HEXSZ &&
+		    rest[64] == '/' && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
+			memcpy(keyhex, rest, 64);
+			keyhex[64] = '\0';
+			if (parse_device_key(keyhex, key)) {
+				git_oid_cpy(&target, git_reference_target(ref));
+				if ((ok = is_commit(h->repo, &target)) < 0) {
+					error = ok;
+					goto cleanup;
+				}
+			}
+		}
+		git_reference_free(ref);
+		ref = NULL;
+		if (ok && (rc = cb(key, &target, payload)) != 0) {
+			error = rc;
+			goto cleanup;
+		}
+	}
+	if (rc != GIT_ITEROVER)
+		error = fail_git(SAMEN_EIO, "cannot list fork refs");
 cleanup:
 	git_reference_free(ref);
 	git_reference_iterator_free(it);

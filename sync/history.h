@@ -80,6 +80,9 @@ void history_batch_abort(samen_history *h);
  * ref exists, its current target must be an ancestor of commit (checked
  * with git_graph_descendant_of), else SAMEN_ECONFLICT. */
 int history_set_device_ref(samen_history *h, const uint8_t key[32], const git_oid *commit);
+/* Keep commit (a branch the device ref cannot fast-forward to: the device
+ * signed two changes with one seq) reachable under refs/samen/forks/. */
+int history_set_fork_ref(samen_history *h, const uint8_t key[32], const git_oid *commit);
 /* Read a device ref; returns SAMEN_ENOTFOUND when absent. */
 int history_get_device_ref(samen_history *h, const uint8_t key[32], git_oid *out);
 
@@ -87,6 +90,8 @@ int history_get_device_ref(samen_history *h, const uint8_t key[32], git_oid *out
  * digits (others are skipped). Stops and returns cb's value when non-zero. */
 typedef int (*history_ref_cb)(const uint8_t key[32], const git_oid *commit, void *payload);
 int history_foreach_device_ref(samen_history *h, history_ref_cb cb, void *payload);
+/* The same for every fork ref (history_set_fork_ref). */
+int history_foreach_fork_ref(samen_history *h, history_ref_cb cb, void *payload);
 
 /* Read the change stored in a commit. *change is malloc'ed (caller frees),
  * at most max_len bytes, else SAMEN_ECORRUPT; sig receives 64 bytes;

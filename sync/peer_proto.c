@@ -407,7 +407,7 @@ static int want_from(peer_session *s, sqlite3_stmt *first, int64_t devno, uint64
 	sqlite3_reset(first);
 	sqlite3_bind_int64(first, 1, devno);
 	sqlite3_bind_int64(first, 2, (int64_t)above + 1);
-	if (sqlite3_step(first) == SQLITE_ROW) {
+	if (sqlite3_step(first) == SQLITE_ROW && sqlite3_column_type(first, 0) != SQLITE_NULL) {
 		int64_t rowid = sqlite3_column_int64(first, 0);
 		if (s->cursor < 0 || rowid - 1 < s->cursor)
 			s->cursor = rowid - 1;
@@ -418,7 +418,7 @@ static int want_from(peer_session *s, sqlite3_stmt *first, int64_t devno, uint64
 int peer_session_plan(peer_session *s)
 {
 	sqlite3 *db = replica_db(s->plan->rep);
-	sqlite3_stmt *at = NULL, *first = NULL;
+	sqlite3_stmt *at = NULL, *first = NULL, *forked = NULL;
 	int64_t *devnos = NULL;
 	hmap theirs, mine;
 	int rc;
@@ -449,9 +449,14 @@ int peer_session_plan(peer_session *s)
 		if ((rc = hmap_put(&theirs, s->peer_vv[i].key, i)) < 0)
 			goto cleanup;
 	}
-	if (sqlite3_prepare_v2(db, "SELECT id FROM changes WHERE devno = ? AND seq = ?", -1, &at, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT rowid FROM changes WHERE devno = ? AND seq = ?", -1, &first, NULL) !=
-	        SQLITE_OK) {
+	/* at: our change at the peer's seq of the device (the peer's one if we
+	 * have it too, or another: a fork); forked: the device's fork, if we
+	 * know of one */
+	if (sqlite3_prepare_v2(db, "SELECT id FROM changes WHERE devno = ?1 AND seq = ?2 ORDER BY id <> ?3 LIMIT 1", -1,
+	                       &at, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT min(rowid) FROM changes WHERE devno = ? AND seq = ?", -1, &first, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT seq FROM forks WHERE devno = ?", -1, &forked, NULL) != SQLITE_OK) {
 		rc = db_fail(s->plan, "choosing changes");
 		goto cleanup;
 	}
@@ -461,18 +466,39 @@ int peer_session_plan(peer_session *s)
 		uint64_t *idx = hmap_get(&theirs, ours->key);
 		const peer_vv_entry *their = idx ? &s->peer_vv[*idx] : NULL;
 		uint64_t have = their ? their->seq : 0;
+		uint64_t fork_seq = 0;
 		if ((rc = hmap_put(&mine, ours->key, 1)) < 0)
 			goto cleanup;
-		if (their && have <= ours->seq) {
+		sqlite3_reset(forked);
+		sqlite3_bind_int64(forked, 1, devnos[i]);
+		if (sqlite3_step(forked) == SQLITE_ROW)
+			fork_seq = (uint64_t)sqlite3_column_int64(forked, 0);
+		if (their && have <= ours->seq && !fork_seq) {
 			/* the peer's newest change of this device must be ours too */
 			sqlite3_reset(at);
 			sqlite3_bind_int64(at, 1, devnos[i]);
 			sqlite3_bind_int64(at, 2, (int64_t)have);
-			if (sqlite3_step(at) == SQLITE_ROW && sqlite3_column_bytes(at, 0) == 32 &&
-			    memcmp(sqlite3_column_blob(at, 0), their->id, 32) != 0) {
+			sqlite3_bind_blob(at, 3, their->id, 32, SQLITE_STATIC);
+			bool parted = sqlite3_step(at) == SQLITE_ROW && sqlite3_column_bytes(at, 0) == 32 &&
+			              memcmp(sqlite3_column_blob(at, 0), their->id, 32) != 0;
+			if (parted)
 				note_fork(s, their, sqlite3_column_blob(at, 0));
+			sqlite3_reset(at);
+			if (parted) {
+				/* where the two chains part is not known: the whole chain
+				 * goes, and the peer learns of the fork from it */
+				if ((rc = want_from(s, first, devnos[i], 0, ours->seq)) < 0)
+					goto cleanup;
 				continue;
 			}
+		}
+		if (fork_seq) {
+			/* a fork we know of: a version vector cannot tell the two
+			 * branches apart, so everything from the fork on goes */
+			uint64_t above = have < fork_seq - 1 ? have : fork_seq - 1;
+			if ((rc = want_from(s, first, devnos[i], above, ours->seq)) < 0)
+				goto cleanup;
+			continue;
 		}
 		if (have > ours->seq)
 			s->expect_in += have - ours->seq; /* the peer checks the fork on its side */
@@ -488,6 +514,7 @@ int peer_session_plan(peer_session *s)
 cleanup:
 	sqlite3_finalize(at);
 	sqlite3_finalize(first);
+	sqlite3_finalize(forked);
 	free(devnos);
 	hmap_free(&theirs);
 	hmap_free(&mine);

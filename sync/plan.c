@@ -168,6 +168,8 @@ int plan_recover(samen_plan *p, uint64_t *recovered)
 	if ((err = ingest_init(&b, p->id)) < 0)
 		return err;
 	err = history_foreach_device_ref(p->hist, recover_device, &rc);
+	if (err == 0) /* the second branches of devices that equivocated */
+		err = history_foreach_fork_ref(p->hist, recover_device, &rc);
 	if (err == 0 && b.n > 0) {
 		if ((err = replica_order(p->rep, &b)) == 0) {
 			if (b.npending || b.nbad) {
@@ -494,17 +496,29 @@ static int parent_commit(samen_plan *p, ingest_batch *b, const uint8_t id[32], g
 
 /* Move each device's ref to its newest change in the batch (the last one in
  * causal order), only after every object is on disk. */
+/* Move each author's device ref to its newest change in the batch. A
+ * device that equivocated has two branches: the ref keeps to one (it only
+ * fast-forwards), and the tip of the other gets a fork ref, so that every
+ * change stays reachable in git. */
 static int move_device_refs(samen_plan *p, ingest_batch *b)
 {
-	hmap moved;
+	hmap covered; /* changes of the batch below a tip already handled */
 	int rc = 0;
-	hmap_init(&moved, 32);
+	hmap_init(&covered, 32);
 	for (size_t k = b->nready; k-- > 0 && rc == 0;) {
-		ingest_item *it = &b->items[b->order[k]];
+		ingest_item *it = &b->items[b->order[k]], *below;
 		git_oid cur, commit;
-		if (hmap_get(&moved, it->ch.author))
+		if (hmap_get(&covered, it->id))
 			continue;
-		if ((rc = hmap_put(&moved, it->ch.author, 1)) < 0)
+		/* a tip: its author's earlier changes in the batch are below it */
+		for (below = it; below && rc == 0;) {
+			if ((rc = hmap_put(&covered, below->id, 1)) < 0)
+				break;
+			below = below->ch.has_prev ? ingest_find(b, below->ch.prev) : NULL;
+			if (below && (below->state != ITEM_READY || hmap_get(&covered, below->id)))
+				below = NULL;
+		}
+		if (rc < 0)
 			break;
 		git_oid_fromraw(&commit, it->commit);
 		if (history_get_device_ref(p->hist, it->ch.author, &cur) == 0) {
@@ -513,10 +527,14 @@ static int move_device_refs(samen_plan *p, ingest_batch *b)
 			if (git_oid_equal(&cur, &commit) ||
 			    git_graph_descendant_of(history_repo(p->hist), &cur, &commit) == 1)
 				continue;
+			if (git_graph_descendant_of(history_repo(p->hist), &commit, &cur) != 1) {
+				rc = history_set_fork_ref(p->hist, it->ch.author, &commit);
+				continue;
+			}
 		}
 		rc = history_set_device_ref(p->hist, it->ch.author, &commit);
 	}
-	hmap_free(&moved);
+	hmap_free(&covered);
 	return rc;
 }
 

@@ -142,6 +142,14 @@ expect_eq() {
 	passed
 }
 
+expect_ne() {
+	if [[ "$1" == "$2" ]]; then
+		printf 'FAIL: %s\n  got:  %s\n  which it must not be\n' "$3" "$1" >&2
+		exit 1
+	fi
+	passed
+}
+
 expect_match() {
 	if ! grep -qE -- "$2" <<<"$1"; then
 		printf 'FAIL: %s\n  /%s/ not found in:\n%s\n' "$3" "$2" "$(sed 's/^/    | /' <<<"$1")" >&2

@@ -179,11 +179,14 @@ expect_match "$(git --git-dir "$SRV/disk.git" log -1 --format=%s "refs/samen/pla
 ok samen --store "$SCEN_TMP/kees-backup" --json status
 expect_eq "$(json_py '[r["diverged"] for r in j["remotes"] if r["name"] == "disk"]' <<<"$OUT")" "[0]" \
 	"before a pull the backup cannot know"
-fails_with 1 "equivocation" -- samen --store "$SCEN_TMP/kees-backup" pull disk
+ok samen --store "$SCEN_TMP/kees-backup" pull disk
 ok samen --store "$SCEN_TMP/kees-backup" --json status
 expect_eq "$(json_py '[r["diverged"] for r in j["remotes"] if r["name"] == "disk"]' <<<"$OUT")" "[1]" \
 	"after the pull, status shows the fork"
+expect_eq "$(json_get equivocations <<<"$OUT")" 1 "and that Kees's device signed two changes with one number"
 fails_with 1 "forks from ours" -- samen --store "$SCEN_TMP/kees-backup" push disk
+fails_with 1 "signed two different changes numbered .*samen device link" -- \
+	samen --store "$SCEN_TMP/kees-backup" goal set "$FRIENDS" priority 3
 
 step "a ref update the server refuses is reported; the other refs still move"
 printf '#!/bin/sh\ncase "$1" in\n*%s) echo "no pushes for Kees here" >&2; exit 1 ;;\nesac\nexit 0\n' "$KEY_K" \

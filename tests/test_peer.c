@@ -882,6 +882,25 @@ static void test_a_forked_device_chain_is_reported(void **state)
 	must_sync(b2, f->sa.url, f->plan, &st);
 	assert_int_equal(st.forks, 1);
 	assert_non_null(strstr(st.fork_msg, "two different changes"));
+	/* both branches travelled: the server sent its own and took b2's, so
+	 * every side ends up knowing the fork and holding the same state */
+	must_sync(f->b, f->sa.url, f->plan, &st);
+	must_sync(b2, f->sa.url, f->plan, &st);
+	{
+		char h1[65], h2[65];
+		samen_plan *p;
+		samen_status ss;
+		tu_state_hash(f->b, f->plan, h1);
+		tu_state_hash(b2, f->plan, h2);
+		assert_string_equal(h1, h2);
+		p = tu_open_plan(f->b, f->plan);
+		OK(samen_plan_status(p, &ss));
+		assert_int_equal(ss.evidence, 1);
+		samen_plan_free(p);
+		must_sync(f->c, f->sa.url, f->plan, &st);
+		tu_state_hash(f->c, f->plan, h2);
+		assert_string_equal(h1, h2);
+	}
 	samen_store_free(b2);
 }
 

@@ -524,6 +524,197 @@ static void test_revocation_concurrent_with_edits_gives_the_same_verdicts_in_eve
 	node_free(&base);
 }
 
+/* ---- equivocation: one device, two changes with one number ---------------- */
+
+/* A copy of a device's store (a restored backup): the same key. */
+static void clone_node(node *from, node *to, const char *name)
+{
+	samen_store_options o = SAMEN_STORE_OPTIONS_INIT;
+	char cmd[9000];
+	memset(to, 0, sizeof(*to));
+	samen_plan_free(from->plan);
+	from->plan = NULL;
+	to->dir = tu_mkdtemp("clone");
+	assert_non_null(to->dir);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s/.' '%s/'", from->dir, to->dir);
+	assert_int_equal(system(cmd), 0);
+	o.path = to->dir;
+	o.device_name = name;
+	OK(samen_store_open(&to->store, &o));
+	snprintf(to->key, sizeof(to->key), "%s", samen_store_device_key(to->store));
+	assert_string_equal(to->key, from->key);
+	OK(samen_plan_open(&from->plan, from->store, NULL));
+	OK(samen_plan_open(&to->plan, to->store, NULL));
+}
+
+static bool next_perm(int *perm, int n)
+{
+	int i = n - 2, j = n - 1, tmp;
+	while (i >= 0 && perm[i] > perm[i + 1])
+		i--;
+	if (i < 0)
+		return false;
+	while (perm[j] < perm[i])
+		j--;
+	tmp = perm[i];
+	perm[i] = perm[j];
+	perm[j] = tmp;
+	for (int a = i + 1, b = n - 1; a < b; a++, b--) {
+		tmp = perm[a];
+		perm[a] = perm[b];
+		perm[b] = tmp;
+	}
+	return true;
+}
+
+static void test_equivocation_voids_the_device_from_the_fork_in_every_order(void **state)
+{
+	node c, k, n, nb, base;
+	char id[65], n0[65], ids[5][65], h0[65] = "", h[65];
+	grant gk = {NULL, "Marieke", "coordinator", NULL}, gn = {NULL, "Kees", "network", NULL};
+	raw late[5];
+	int perm[5] = {0, 1, 2, 3, 4}, orders = 0;
+	(void)state;
+	node_init(&c, "Joke");
+	node_init(&k, "Marieke");
+	node_init(&n, "Kees");
+	node_init(&base, "base");
+	gk.key = k.key;
+	gn.key = n.key;
+	OK(samen_plan_create_as(&c.plan, c.store, "Joke", "nl", "client"));
+	OK(edit(&c, e_add, &gk, NULL, id));
+	OK(edit(&c, e_add, &gn, NULL, id));
+	OK(edit(&c, e_goal, "Werk vinden", "werk", id));
+	xfer(&c, &k);
+	xfer(&c, &n);
+	OK(edit(&n, e_status, "Werk vinden", "bezig", n0)); /* before the fork: stays */
+	xfer(&n, &c);
+	xfer(&c, &k);
+	xfer(&c, &base);
+	/* Kees's store is restored from a backup on another computer: both
+	 * sign their next change with the same number */
+	clone_node(&n, &nb, "Kees (backup)");
+	OK(edit(&n, e_status, "Werk vinden", "bereikt", ids[0]));
+	OK(edit(&nb, e_status, "Werk vinden", "gestopt", ids[1]));
+	OK(edit(&nb, e_goal, "Fietsen", "vriendschap", ids[2]));
+	/* Marieke builds on the first, Joke on the second */
+	xfer(&n, &k);
+	OK(edit(&k, e_goal, "Sporten", "familie", ids[3]));
+	xfer(&nb, &c);
+	OK(edit(&c, e_goal, "Koken", "woonplek", ids[4]));
+	for (int i = 0; i < 5; i++)
+		take_raw(i == 0 ? &n : i < 3 ? &nb : i == 3 ? &k : &c, ids[i], &late[i]);
+
+	/* every third of the 120 orders of the five (each kind of order: either
+	 * branch first, what was built on a branch before it), each to a fresh
+	 * replica holding the base */
+	for (int index = 0;; index++) {
+		node r;
+		if (index % 3 != 0) {
+			if (!next_perm(perm, 5))
+				break;
+			continue;
+		}
+		node_init(&r, "fresh");
+		xfer(&base, &r);
+		for (int i = 0; i < 5; i++)
+			deliver(r.plan, &late[perm[i]]);
+		expect(&r, n0, 1, NULL);
+		expect(&r, ids[0], 0, "signed two different changes numbered 2 (equivocation)");
+		expect(&r, ids[1], 0, "signed two different changes numbered 2 (equivocation)");
+		expect(&r, ids[2], 0, "equivocation");
+		expect(&r, ids[3], 1, NULL); /* what others built on either branch stands */
+		expect(&r, ids[4], 1, NULL);
+		hash_of(&r, h);
+		if (!h0[0])
+			snprintf(h0, sizeof(h0), "%s", h);
+		if (strcmp(h, h0) != 0)
+			fail_msg("order %d %d %d %d %d: state %.16s, first order %.16s", perm[0], perm[1], perm[2], perm[3],
+			         perm[4], h, h0);
+		{
+			samen_check_result cr;
+			samen_status st;
+			OK(samen_plan_check(r.plan, &cr, h)); /* both branches are in git, under refs */
+			assert_string_equal(h, h0);
+			OK(samen_plan_status(r.plan, &st));
+			assert_int_equal(st.evidence, 1);
+		}
+		node_free(&r);
+		orders++;
+		if (!next_perm(perm, 5))
+			break;
+	}
+	assert_int_equal(orders, 40);
+
+	/* a bundle made --since the vector of a replica holding one branch
+	 * carries the other one too (a version vector cannot tell them apart) */
+	{
+		node full, one;
+		char path[4200], *vv = NULL;
+		samen_bundle_stats bs, im;
+		node_init(&full, "full");
+		node_init(&one, "one branch");
+		xfer(&base, &full);
+		xfer(&base, &one);
+		for (int i = 0; i < 5; i++)
+			deliver(full.plan, &late[i]);
+		deliver(one.plan, &late[0]);
+		OK(samen_plan_version_vector(one.plan, &vv));
+		snprintf(path, sizeof(path), "%s/since.bundle", scratch);
+		OK(samen_bundle_create(full.plan, path, vv, &bs));
+		/* B, B2, what Marieke and Joke built, and A again: from the fork on
+		 * all of the device's changes go */
+		assert_int_equal(bs.changes, 5);
+		samen_plan_free(one.plan);
+		one.plan = NULL;
+		OK(samen_bundle_import(one.store, path, &im));
+		assert_int_equal(im.pending, 0);
+		OK(samen_plan_open(&one.plan, one.store, NULL));
+		hash_of(&one, h);
+		assert_string_equal(h, h0);
+		unlink(path);
+		free(vv);
+		node_free(&full);
+		node_free(&one);
+	}
+
+	/* the devices that took part agree once they hold everything; the
+	 * goal keeps the status from before the fork */
+	{
+		node *all[4] = {&c, &k, &n, &nb};
+		char status[64] = "";
+		sync_all(all, 4);
+		for (int i = 0; i < 4; i++) {
+			hash_of(all[i], h);
+			assert_string_equal(h, h0);
+		}
+		sqlite3_stmt *q = NULL;
+		assert_int_equal(sqlite3_prepare_v2(replica_db(c.plan->rep),
+		                                    "SELECT status FROM goals WHERE title = 'Werk vinden'", -1, &q, NULL),
+		                 SQLITE_OK);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			snprintf(status, sizeof(status), "%s", (const char *)sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		assert_string_equal(status, "bezig");
+	}
+	/* Kees's key is spent: both his devices refuse to write, saying why */
+	for (node *d = &n; d; d = d == &n ? &nb : NULL) {
+		samen_edit *e = NULL;
+		samen_error_clear();
+		assert_int_equal(samen_edit_begin(&e, d->plan), SAMEN_EPERM);
+		assert_non_null(strstr(samen_error_last(), "signed two different changes numbered 2"));
+		assert_non_null(strstr(samen_error_last(), "samen device link"));
+		samen_edit_free(e);
+	}
+	for (int i = 0; i < 5; i++)
+		free(late[i].body);
+	node_free(&c);
+	node_free(&k);
+	node_free(&n);
+	node_free(&nb);
+	node_free(&base);
+}
+
 /* ---- random grants, revocations, links, unlinks and edits ------------------ */
 
 #define RD 4 /* devices that act */
@@ -790,6 +981,7 @@ int main(void)
 		cmocka_unit_test(test_every_role_may_do_what_the_table_says_on_every_replica),
 		cmocka_unit_test(test_revocation_concurrent_with_edits_gives_the_same_verdicts_in_every_order),
 		cmocka_unit_test(test_random_grants_and_revocations_converge),
+		cmocka_unit_test(test_equivocation_voids_the_device_from_the_fork_in_every_order),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
