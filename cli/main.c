@@ -474,8 +474,8 @@ static void print_bundle_stats(const cli *c, const samen_bundle_stats *st, int i
 		       (unsigned long long)st->duplicates, (unsigned long long)st->pending,
 		       (unsigned long long)st->rejected, (unsigned long long)st->invalid);
 		if (st->rejudged)
-			printf("A revocation or unlink that arrived late changed the verdict of %llu earlier change(s)"
-			       " (see samen log)\n", (unsigned long long)st->rejudged);
+			printf("A revocation, an unlink or a device's fork that arrived late changed the verdict of %llu"
+			       " earlier change(s) (see samen log)\n", (unsigned long long)st->rejudged);
 	} else {
 		printf("Wrote %llu change(s) of plan %s (%llu bytes)\n", (unsigned long long)st->changes, st->plan,
 		       (unsigned long long)st->bytes);

@@ -18,7 +18,7 @@ typedef struct {
 	uint64_t pending;        /* import: waiting for dependencies */
 	uint64_t invalid;        /* import: broken chains, never stored */
 	uint64_t rejected;       /* import: stored but rejected by the rules */
-	uint64_t rejudged;       /* import: earlier changes whose verdict a late revocation changed */
+	uint64_t rejudged;       /* import: earlier changes whose verdict a late revocation or fork changed */
 	char plan[33];
 	int cloned;              /* import created the plan in this store */
 } samen_bundle_stats;
