@@ -51,6 +51,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -1265,31 +1266,46 @@ cleanup:
 	return error;
 }
 
-int history_foreach_device_ref(samen_history *h, history_ref_cb cb, void *payload)
+/* The key a ref name holds, if it is one of ours: refs/samen/devices/<key>,
+ * or refs/samen/forks/<key>/<commit> (history_set_fork_ref). */
+static bool device_ref_key(const char *refname, uint8_t key[32])
+{
+	return strncmp(refname, DEVICE_REF_PREFIX, DEVICE_REF_PREFIX_LEN) == 0 &&
+	       parse_device_key(refname + DEVICE_REF_PREFIX_LEN, key);
+}
+
+static bool fork_ref_key(const char *refname, uint8_t key[32])
+{
+	static const char prefix[] = "refs/samen/forks/";
+	const char *rest = refname + sizeof(prefix) - 1;
+	char hex[65];
+	if (strncmp(refname, prefix, sizeof(prefix) - 1) != 0 || strlen(rest) != 64 + 1 + GIT_OID_HEXSZ ||
+	    rest[64] != '/')
+		return false;
+	memcpy(hex, rest, 64);
+	hex[64] = '\0';
+	return parse_device_key(hex, key);
+}
+
+/* cb for every direct ref matching glob whose name parses (key_of) and
+ * whose target is a commit; anything we would not have written ourselves
+ * (other names, nested ones, symbolic refs, missing targets) is skipped. */
+static int foreach_ref(samen_history *h, const char *glob, bool (*key_of)(const char *, uint8_t[32]),
+                       history_ref_cb cb, void *payload)
 {
 	git_reference_iterator *it = NULL;
 	git_reference *ref = NULL;
 	int error = 0, rc;
 
 	if (!h || !cb)
-		return samen_error_set(SAMEN_EINVAL, "history_foreach_device_ref: missing argument");
-
-	if (git_reference_iterator_glob_new(&it, h->repo, DEVICE_REF_PREFIX "*") < 0) {
-		error = fail_git(SAMEN_EIO, "cannot list device refs");
-		goto cleanup;
-	}
+		return samen_error_set(SAMEN_EINVAL, "history: listing refs: missing argument");
+	if (git_reference_iterator_glob_new(&it, h->repo, glob) < 0)
+		return fail_git(SAMEN_EIO, "cannot list %s", glob);
 	while ((rc = git_reference_next(&ref, it)) == 0) {
-		const char *refname = git_reference_name(ref);
 		uint8_t key[32];
 		git_oid target;
 		int ok = 0;
-
-		/* Skip anything we would not have written ourselves: other names
-		 * (including nested ones), symbolic refs, and refs whose target
-		 * is missing or not a commit. */
-		if (strncmp(refname, DEVICE_REF_PREFIX, DEVICE_REF_PREFIX_LEN) == 0 &&
-		    parse_device_key(refname + DEVICE_REF_PREFIX_LEN, key) &&
-		    git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
+		if (key_of(git_reference_name(ref), key) && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
 			git_oid_cpy(&target, git_reference_target(ref));
 			if ((ok = is_commit(h->repo, &target)) < 0) {
 				error = ok;
@@ -1298,63 +1314,27 @@ int history_foreach_device_ref(samen_history *h, history_ref_cb cb, void *payloa
 		}
 		git_reference_free(ref);
 		ref = NULL;
-
 		if (ok && (rc = cb(key, &target, payload)) != 0) {
 			error = rc; /* the callback's own value, as documented */
 			goto cleanup;
 		}
 	}
 	if (rc != GIT_ITEROVER)
-		error = fail_git(SAMEN_EIO, "cannot list device refs");
-
+		error = fail_git(SAMEN_EIO, "cannot list %s", glob);
 cleanup:
 	git_reference_free(ref);
 	git_reference_iterator_free(it);
 	return error;
 }
 
-/* refs/samen/forks/<64 hex>/<40 hex>, as history_set_fork_ref() names them;
- * other names and refs that do not point at a commit are skipped. */
+int history_foreach_device_ref(samen_history *h, history_ref_cb cb, void *payload)
+{
+	return foreach_ref(h, DEVICE_REF_PREFIX "*", device_ref_key, cb, payload);
+}
+
 int history_foreach_fork_ref(samen_history *h, history_ref_cb cb, void *payload)
 {
-	static const char prefix[] = "refs/samen/forks/";
-	git_reference_iterator *it = NULL;
-	git_reference *ref = NULL;
-	int error = 0, rc;
-
-	if (git_reference_iterator_glob_new(&it, h->repo, "refs/samen/forks/*") < 0)
-		return fail_git(SAMEN_EIO, "cannot list fork refs");
-	while ((rc = git_reference_next(&ref, it)) == 0) {
-		const char *refname = git_reference_name(ref), *rest = refname + sizeof(prefix) - 1;
-		char keyhex[65];
-		uint8_t key[32];
-		git_oid target;
-		int ok = 0;
-		if (strncmp(refname, prefix, sizeof(prefix) - 1) == 0 && strlen(rest) == 64 + 1 + GIT_OID_HEXSZ &&
-		    rest[64] == '/' && git_reference_type(ref) == GIT_REFERENCE_DIRECT) {
-			memcpy(keyhex, rest, 64);
-			keyhex[64] = '\0';
-			if (parse_device_key(keyhex, key)) {
-				git_oid_cpy(&target, git_reference_target(ref));
-				if ((ok = is_commit(h->repo, &target)) < 0) {
-					error = ok;
-					goto cleanup;
-				}
-			}
-		}
-		git_reference_free(ref);
-		ref = NULL;
-		if (ok && (rc = cb(key, &target, payload)) != 0) {
-			error = rc;
-			goto cleanup;
-		}
-	}
-	if (rc != GIT_ITEROVER)
-		error = fail_git(SAMEN_EIO, "cannot list fork refs");
-cleanup:
-	git_reference_free(ref);
-	git_reference_iterator_free(it);
-	return error;
+	return foreach_ref(h, "refs/samen/forks/*", fork_ref_key, cb, payload);
 }
 
 /* ---- reading changes ------------------------------------------------- */

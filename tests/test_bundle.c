@@ -864,6 +864,18 @@ static void test_record_length_beyond_the_cap_is_refused_before_reading_it(void 
 	}
 }
 
+/* A's plan with five changes, its bundle read back record by record. */
+static void five_records(fixture *f, bundle *bd, record *recs[5])
+{
+	samen_bundle_stats st;
+	more_changes_on_a(f);
+	assert_int_equal(bundle_create(f->a, f->plan, f->path, NULL, &st), 0);
+	bundle_read(f->path, bd);
+	assert_int_equal(bd->n, 5);
+	for (size_t i = 0; i < 5; i++)
+		recs[i] = &bd->r[i];
+}
+
 static void test_record_with_bad_signature_stops_the_import_there(void **state)
 {
 	fixture *f = *state;
@@ -873,12 +885,7 @@ static void test_record_with_bad_signature_stops_the_import_there(void **state)
 	char h[65];
 	int rc;
 
-	more_changes_on_a(f);
-	assert_int_equal(bundle_create(f->a, f->plan, f->path, NULL, &st), 0);
-	bundle_read(f->path, &bd);
-	assert_int_equal(bd.n, 5);
-	for (size_t i = 0; i < 5; i++)
-		recs[i] = &bd.r[i];
+	five_records(f, &bd, recs);
 	bd.r[2].sig[40] ^= 0x04;
 	bundle_write(f->path, bd.header, recs, 5, NULL, 0, NULL, 0);
 
@@ -1079,12 +1086,7 @@ static void test_several_bundles_import_as_one_stream_in_any_order(void **state)
 	char first[4300], second[4300], junk[4300], other[4300], missing[4300], h[65];
 	int rc;
 
-	more_changes_on_a(f);
-	assert_int_equal(bundle_create(f->a, f->plan, f->path, NULL, &st), 0);
-	bundle_read(f->path, &bd);
-	assert_int_equal(bd.n, 5);
-	for (size_t i = 0; i < 5; i++)
-		recs[i] = &bd.r[i];
+	five_records(f, &bd, recs);
 	snprintf(first, sizeof(first), "%s.1", f->path);
 	snprintf(second, sizeof(second), "%s.2", f->path);
 	snprintf(junk, sizeof(junk), "%s.junk", f->path);

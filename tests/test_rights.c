@@ -428,29 +428,61 @@ static void deliver(samen_plan *p, const raw *r)
 	ingest_free(&b);
 }
 
+/* Joke (the client) with Marieke (coordinator) and Kees (network member),
+ * a goal, and one status edit by Kees (*n0) that everyone has; base holds
+ * the same, for fresh replicas to start from. */
+static void three_members(node *c, node *k, node *n, node *base, char n0[65])
+{
+	char id[65];
+	grant gk = {NULL, "Marieke", "coordinator", NULL}, gn = {NULL, "Kees", "network", NULL};
+	node_init(c, "Joke");
+	node_init(k, "Marieke");
+	node_init(n, "Kees");
+	node_init(base, "base");
+	gk.key = k->key;
+	gn.key = n->key;
+	OK(samen_plan_create_as(&c->plan, c->store, "Joke", "nl", "client"));
+	OK(edit(c, e_add, &gk, NULL, id));
+	OK(edit(c, e_add, &gn, NULL, id));
+	OK(edit(c, e_goal, "Werk vinden", "werk", id));
+	xfer(c, k);
+	xfer(c, n);
+	OK(edit(n, e_status, "Werk vinden", "bezig", n0));
+	xfer(n, c);
+	xfer(c, k);
+	xfer(c, base);
+}
+
+/* The next permutation of perm[0..n) in lexicographic order; false after
+ * the last. */
+static bool next_perm(int *perm, int n)
+{
+	int i = n - 2, j = n - 1, tmp;
+	while (i >= 0 && perm[i] > perm[i + 1])
+		i--;
+	if (i < 0)
+		return false;
+	while (perm[j] < perm[i])
+		j--;
+	tmp = perm[i];
+	perm[i] = perm[j];
+	perm[j] = tmp;
+	for (int a = i + 1, b = n - 1; a < b; a++, b--) {
+		tmp = perm[a];
+		perm[a] = perm[b];
+		perm[b] = tmp;
+	}
+	return true;
+}
+
 static void test_revocation_concurrent_with_edits_gives_the_same_verdicts_in_every_order(void **state)
 {
 	node c, k, n, base;
-	char id[65], n0[65], ids[4][65], h0[65] = "";
-	grant gk = {NULL, "Marieke", "coordinator", NULL}, gn = {NULL, "Kees", "network", NULL};
+	char n0[65], ids[4][65], h0[65] = "";
 	raw late[4];
 	int perm[4] = {0, 1, 2, 3}, orders = 0;
 	(void)state;
-	node_init(&c, "Joke");
-	node_init(&k, "Marieke");
-	node_init(&n, "Kees");
-	node_init(&base, "base");
-	gk.key = k.key;
-	gn.key = n.key;
-	OK(samen_plan_create_as(&c.plan, c.store, "Joke", "nl", "client"));
-	OK(edit(&c, e_add, &gk, NULL, id));
-	OK(edit(&c, e_add, &gn, NULL, id));
-	OK(edit(&c, e_goal, "Werk vinden", "werk", id));
-	xfer(&c, &k);
-	xfer(&c, &n);
-	OK(edit(&n, e_status, "Werk vinden", "bezig", n0)); /* before the revocation: stays */
-	xfer(&n, &c);
-	xfer(&c, &base); /* what every fresh replica starts from */
+	three_members(&c, &k, &n, &base, n0); /* n0: before the revocation, stays */
 	/* concurrently: Joke revokes Kees; Kees adds a goal and edits it; Marieke,
 	 * having seen Kees's goal but not the revocation, edits it too */
 	OK(edit(&c, e_revoke, "Kees", NULL, ids[0]));
@@ -487,23 +519,8 @@ static void test_revocation_concurrent_with_edits_gives_the_same_verdicts_in_eve
 		}
 		node_free(&r);
 		orders++;
-		/* next permutation */
-		int i = 2;
-		while (i >= 0 && perm[i] > perm[i + 1])
-			i--;
-		if (i < 0)
+		if (!next_perm(perm, 4))
 			break;
-		int j = 3;
-		while (perm[j] < perm[i])
-			j--;
-		int tmp = perm[i];
-		perm[i] = perm[j];
-		perm[j] = tmp;
-		for (int a = i + 1, b = 3; a < b; a++, b--) {
-			tmp = perm[a];
-			perm[a] = perm[b];
-			perm[b] = tmp;
-		}
 	}
 	assert_int_equal(orders, 24);
 	/* and the devices that took part, once they hold everything */
@@ -547,50 +564,14 @@ static void clone_node(node *from, node *to, const char *name)
 	OK(samen_plan_open(&to->plan, to->store, NULL));
 }
 
-static bool next_perm(int *perm, int n)
-{
-	int i = n - 2, j = n - 1, tmp;
-	while (i >= 0 && perm[i] > perm[i + 1])
-		i--;
-	if (i < 0)
-		return false;
-	while (perm[j] < perm[i])
-		j--;
-	tmp = perm[i];
-	perm[i] = perm[j];
-	perm[j] = tmp;
-	for (int a = i + 1, b = n - 1; a < b; a++, b--) {
-		tmp = perm[a];
-		perm[a] = perm[b];
-		perm[b] = tmp;
-	}
-	return true;
-}
-
 static void test_equivocation_voids_the_device_from_the_fork_in_every_order(void **state)
 {
 	node c, k, n, nb, base;
-	char id[65], n0[65], ids[5][65], h0[65] = "", h[65];
-	grant gk = {NULL, "Marieke", "coordinator", NULL}, gn = {NULL, "Kees", "network", NULL};
+	char n0[65], ids[5][65], h0[65] = "", h[65];
 	raw late[5];
 	int perm[5] = {0, 1, 2, 3, 4}, orders = 0;
 	(void)state;
-	node_init(&c, "Joke");
-	node_init(&k, "Marieke");
-	node_init(&n, "Kees");
-	node_init(&base, "base");
-	gk.key = k.key;
-	gn.key = n.key;
-	OK(samen_plan_create_as(&c.plan, c.store, "Joke", "nl", "client"));
-	OK(edit(&c, e_add, &gk, NULL, id));
-	OK(edit(&c, e_add, &gn, NULL, id));
-	OK(edit(&c, e_goal, "Werk vinden", "werk", id));
-	xfer(&c, &k);
-	xfer(&c, &n);
-	OK(edit(&n, e_status, "Werk vinden", "bezig", n0)); /* before the fork: stays */
-	xfer(&n, &c);
-	xfer(&c, &k);
-	xfer(&c, &base);
+	three_members(&c, &k, &n, &base, n0); /* n0: before the fork, stays */
 	/* Kees's store is restored from a backup on another computer: both
 	 * sign their next change with the same number */
 	clone_node(&n, &nb, "Kees (backup)");
