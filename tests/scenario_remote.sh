@@ -236,3 +236,25 @@ ok samen --store "$J" remote remove gone
 fails_with 1 "no remote 'gone'" -- samen --store "$J" remote remove gone
 expect_eq "$(git --git-dir "$J/plans/$PLAN/history.git" for-each-ref --format=x 'refs/samen/quarantine/gone/' | wc -l)" 0 \
 	"removing a remote drops its quarantine refs"
+
+step "after the fork, Kees goes on with a new device that Joke links"
+# the fork reaches Joke through a bundle from the backup (a git remote holds
+# one ref per device and cannot carry it)
+ok samen --store "$SCEN_TMP/kees-backup" bundle create "$SCEN_TMP/backup.bundle"
+ok samen --store "$J" pull disk
+ok samen --store "$J" bundle import "$SCEN_TMP/backup.bundle"
+ok samen --store "$J" --json status
+expect_eq "$(json_get equivocations <<<"$OUT")" 1 "Joke's plan knows Kees's device equivocated"
+new_device "$SCEN_TMP/kees-new" "Nieuwe laptop van Kees"
+KEY_K2="$KEY"
+ok samen --store "$J" device link Kees "$KEY_K2"
+ok samen --store "$J" push disk
+json_valid samen --store "$SCEN_TMP/kees-new" --json plan clone "$DISK_URL" --remote disk
+ok samen --store "$SCEN_TMP/kees-new" bundle import "$SCEN_TMP/backup.bundle"
+ok samen --store "$SCEN_TMP/kees-new" goal set "$FRIENDS" priority 2
+ok samen --store "$SCEN_TMP/kees-new" push disk
+ok samen --store "$J" pull disk
+ok samen --store "$J" --json goal show "$FRIENDS"
+expect_eq "$(json_py 'j["priority"]' <<<"$OUT")" 2 "Kees's new device writes, and Joke accepts it"
+expect_eq "$(state_hash "$J")" "$(state_hash "$SCEN_TMP/kees-new")" "both hold the same plan"
+ok samen --store "$J" check
