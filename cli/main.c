@@ -622,6 +622,37 @@ static const char *today_override(void)
 	return t && *t ? t : NULL;
 }
 
+/* Whose this device is, as the plan says. */
+typedef struct {
+	const char *key;
+	char name[201], role[32];
+} whose_ctx;
+
+static int whose_device(const samen_device_view *d, void *payload)
+{
+	whose_ctx *w = payload;
+	if (!d->unlinked && strcmp(d->device, w->key) == 0) {
+		snprintf(w->name, sizeof(w->name), "%s", d->member_name ? d->member_name : "");
+		snprintf(w->role, sizeof(w->role), "%s", d->role ? d->role : "");
+	}
+	return 0;
+}
+
+static const char *role_label(const char *role)
+{
+	if (strcmp(role, "client") == 0)
+		return _("the client");
+	if (strcmp(role, "coordinator") == 0)
+		return _("coordinator");
+	if (strcmp(role, "professional") == 0)
+		return _("professional");
+	if (strcmp(role, "network") == 0)
+		return _("network member");
+	if (strcmp(role, "observer") == 0)
+		return _("observer: reads, does not edit");
+	return role;
+}
+
 static int cmd_status(cli *c)
 {
 	samen_store *s = NULL;
@@ -643,6 +674,9 @@ static int cmd_status(cli *c)
 	}
 	if (st.last_change[0])
 		fmt_time(when, sizeof(when), st.last_time);
+	whose_ctx who = {samen_store_device_key(s), "", ""};
+	if (st.member && samen_device_views(p, NULL, whose_device, &who) < 0)
+		who.name[0] = who.role[0] = '\0';
 	if (c->json) {
 		int first = 1;
 		printf("{");
@@ -650,6 +684,8 @@ static int cmd_status(cli *c)
 		json_kv_str(stdout, &first, "client", samen_plan_client(p));
 		json_kv_str(stdout, &first, "device", samen_store_device_key(s));
 		json_kv_bool(stdout, &first, "member", st.member);
+		json_kv_str(stdout, &first, "member_name", who.name[0] ? who.name : NULL);
+		json_kv_str(stdout, &first, "role", who.role[0] ? who.role : NULL);
 		json_kv_int(stdout, &first, "goals", st.goals);
 		json_kv_int(stdout, &first, "changes", st.changes);
 		json_kv_int(stdout, &first, "rejected", st.rejected);
@@ -668,10 +704,14 @@ static int cmd_status(cli *c)
 		printf("]}\n");
 	} else {
 		printf(_("plan %s for %s\n"), samen_plan_id(p), samen_plan_client(p));
-		printf(st.member ? _("this device (%.16s) is a member\n")
-		                 : _("this device (%.16s) is NOT a member: it can read, its edits are rejected"
-		                     " (ask a member: samen member add NAME --device KEY)\n"),
-		       samen_store_device_key(s));
+		if (st.member && who.role[0])
+			printf(_("this device (%.16s) belongs to %s, %s\n"), samen_store_device_key(s), who.name,
+			       role_label(who.role));
+		else
+			printf(st.member ? _("this device (%.16s) is a member\n")
+			                 : _("this device (%.16s) is NOT a member: it can read, its edits are rejected"
+			                     " (ask a member: samen member add NAME --device KEY)\n"),
+			       samen_store_device_key(s));
 		printf(_("%lld goals, %lld changes (%lld rejected), %lld conflicts\n"), (long long)st.goals,
 		       (long long)st.changes, (long long)st.rejected, (long long)st.conflicts);
 		if (st.last_change[0])

@@ -97,3 +97,15 @@ for d in "$R" "$V" "$N"; do expect_eq "$(state_hash "$d")" "$H" "same state on $
 ok samen --store "$M" rebuild
 expect_eq "$(state_hash "$M")" "$H" "a rebuild gives the same state"
 
+
+step "an observer reads along; status says whose device it is and what the role allows"
+O="$SCEN_TMP/oma"
+new_device "$O" "Oma"
+ok samen --store "$M" member add Oma --device "$KEY" --role observer
+sync_to "$M" "$O"
+ok samen --store "$O" status
+expect_match "$OUT" "^this device \([0-9a-f]{16}\) belongs to Oma, observer: reads, does not edit$" \
+	"status names the observer's role"
+ok samen --store "$M" status
+expect_match "$OUT" "^this device \([0-9a-f]{16}\) belongs to Marieke, coordinator$" "and the coordinator's"
+fails_with 1 "observer" -- samen --store "$O" goal set "Werk vinden" status bezig

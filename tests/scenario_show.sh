@@ -169,7 +169,8 @@ if ((HAS_NL)); then
 	expect_match "$OUT" "^1\. Direction$" "LANGUAGE=en wins over LANG=nl_NL.UTF-8"
 	LC_ALL= LANG=nl_NL.UTF-8 ok sm status
 	expect_match "$OUT" "^plan [0-9a-f]{32} voor Joke$" "status in Dutch: the plan"
-	expect_match "$OUT" "^dit apparaat \([0-9a-f]{16}\) is lid$" "status in Dutch: membership"
+	expect_match "$OUT" "^dit apparaat \([0-9a-f]{16}\) is van Marieke \(coördinator\), coördinator$" \
+		"status in Dutch: whose device, and the role"
 	expect_match "$OUT" "^4 doelen, [0-9]+ wijzigingen \(0 geweigerd\), 0 conflicten$" "status in Dutch: counts"
 	expect_match "$OUT" "^  ! doel 'Een weekmenu maken' heeft nog geen actie \(doel [0-9a-f]{8}\)$" \
 		"status warnings in Dutch"
@@ -196,7 +197,11 @@ expect_no_match "$OUT" "Richting|Hoofddoel|Doelen en acties|\[klant\]|nog te doe
 LC_ALL=C ok sm show
 expect_eq "$OUT" "$EN" "LC_ALL=C gives the same English"
 ok sm status
-expect_match "$OUT" "^this device \([0-9a-f]{16}\) is a member$" "status in English"
+expect_match "$OUT" "^this device \([0-9a-f]{16}\) belongs to Marieke \(coördinator\), coordinator$" \
+	"status in English: whose device, and the role"
+ok sm --json status
+expect_eq "$(json_py '[j["member"], j["member_name"], j["role"]]' <<<"$OUT")" '[true, "Marieke (coördinator)", "coordinator"]' \
+	"status --json: member, name and role"
 
 step "wrapping: by display width, never a control character"
 COLUMNS=50 ok sm show
