@@ -10,7 +10,9 @@
 #include "sync/internal.h"
 #include "sync/noise.h"
 
-#define PEER_VERSION 1
+#include <zlib.h>
+
+#define PEER_VERSION 2 /* 2: the record stream is compressed */
 #define PEER_MAGIC "samenP"
 #define PEER_MAGIC_LEN 6
 #define PEER_HELLO_LEN (PEER_MAGIC_LEN + 1 + 16)           /* magic, version, plan id */
@@ -38,7 +40,9 @@
 
 enum {
 	PEER_MSG_VV = 1,       /* flags u8 (1 = last), count u16, count * entry */
-	PEER_MSG_CHANGES = 2,  /* a piece of the record stream */
+	PEER_MSG_CHANGES = 2,  /* a piece of the record stream, compressed (raw DEFLATE, one stream per
+	                        * direction, a sync flush ending every piece); each piece inflates to at
+	                        * most PEER_CHANGES_PIECE bytes */
 	PEER_MSG_DONE = 3,     /* u64 changes sent, u64 forks seen by the sender */
 	PEER_MSG_ACK = 4,      /* u64 received, u64 applied, u64 pending */
 	PEER_MSG_ERROR = 5     /* code u8, UTF-8 text */
@@ -107,6 +111,8 @@ typedef struct {
 	sqlite3_stmt *scan, *read_rec;
 	uint8_t *rec;                    /* the record being sent */
 	size_t rec_len, rec_pos;
+	z_stream zout;                   /* compresses the records sent */
+	bool zout_init;
 	uint64_t sent;
 	uint64_t expect_in;              /* changes the peer has and we lack */
 	uint64_t forks;
@@ -119,6 +125,8 @@ typedef struct {
 	size_t hdr_got;
 	uint8_t *body;
 	size_t body_len, body_got;
+	z_stream zin;                    /* inflates the records received */
+	bool zin_init;
 	uint64_t received, applied, duplicates, pending, invalid;
 } peer_session;
 
