@@ -436,6 +436,31 @@ static int importer_plan(importer *im, const uint8_t plan[16], const char *path,
 	return ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1);
 }
 
+/* Finish verifying what was read of this file (a bad signature drops the
+ * rest of this file only, never another file's records) and start a
+ * verifier for what comes next. Returns < 0 when the import cannot go on,
+ * 1 when a bad signature was found (and noted), else 0. */
+static int close_file(importer *im, const char *path)
+{
+	uint64_t bad = 0;
+	int rc, found = 0;
+	if (!im->v)
+		return 0;
+	rc = ingest_verifier_finish(im->v, &bad);
+	im->v = NULL;
+	if (rc == SAMEN_ESIG) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "bundle %s: record %llu: %s", path, (unsigned long long)bad, samen_error_last());
+		note_bad(im, SAMEN_ESIG, msg, bad - 1);
+		found = 1;
+	} else if (rc < 0) {
+		return rc;
+	}
+	if ((rc = ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1)) < 0)
+		return rc;
+	return found;
+}
+
 /* Read one file into the batch. Returns < 0 only when the import as a whole
  * cannot go on; a bad file is recorded with note_bad() and 0 returned. */
 static int import_file(importer *im, const char *path)
@@ -528,37 +553,16 @@ static int import_file(importer *im, const char *path)
 	}
 	im->stats->bytes += (uint64_t)ftell(r.f);
 done:
-	if (rc < 0 && fatal == 0) {
-		uint64_t bad_sig = 0;
-		snprintf(msg, sizeof(msg), "%s", samen_error_last());
+	if (fatal == 0) {
+		int closed;
+		if (rc < 0)
+			snprintf(msg, sizeof(msg), "%s", samen_error_last());
 		/* a bad signature earlier in this file comes first: the records
 		 * after it are dropped with it */
-		if (im->v && (fatal = ingest_verifier_finish(im->v, &bad_sig)) == SAMEN_ESIG) {
-			char sigmsg[1024];
-			snprintf(sigmsg, sizeof(sigmsg), "bundle %s: record %llu: %s", path, (unsigned long long)bad_sig,
-			         samen_error_last());
-			note_bad(im, SAMEN_ESIG, sigmsg, bad_sig - 1);
-			fatal = 0;
-		} else if (fatal == 0) {
+		if ((closed = close_file(im, path)) < 0)
+			fatal = closed;
+		else if (rc < 0 && closed == 0)
 			note_bad(im, rc, msg, record ? record - 1 : 0);
-		}
-		im->v = NULL;
-		if (fatal == 0 && im->binit)
-			fatal = ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1);
-	} else if (fatal == 0 && im->v) {
-		/* close this file's signatures: a bad one drops the rest of this
-		 * file only, never another file's records */
-		uint64_t bad_sig = 0;
-		if ((fatal = ingest_verifier_finish(im->v, &bad_sig)) == SAMEN_ESIG) {
-			char sigmsg[1024];
-			snprintf(sigmsg, sizeof(sigmsg), "bundle %s: record %llu: %s", path, (unsigned long long)bad_sig,
-			         samen_error_last());
-			note_bad(im, SAMEN_ESIG, sigmsg, bad_sig - 1);
-			fatal = 0;
-		}
-		im->v = NULL;
-		if (fatal == 0)
-			fatal = ingest_verifier_start(&im->v, &im->b, CHUNK_CHANGES + 1);
 	}
 	if (zinit)
 		inflateEnd(&r.z);
