@@ -494,10 +494,9 @@ static int parent_commit(samen_plan *p, ingest_batch *b, const uint8_t id[32], g
 	return samen_error_set(SAMEN_ECORRUPT, "internal: a dependency has no history commit");
 }
 
-/* Move each device's ref to its newest change in the batch (the last one in
- * causal order), only after every object is on disk. */
-/* Move each author's device ref to its newest change in the batch. A
- * device that equivocated has two branches: the ref keeps to one (it only
+/* Move each author's device ref to its newest change in the batch (the
+ * last one in causal order), only after every object is on disk. A device
+ * that equivocated has two branches: the ref keeps to one (it only
  * fast-forwards), and the tip of the other gets a fork ref, so that every
  * change stays reachable in git. */
 static int move_device_refs(samen_plan *p, ingest_batch *b)
