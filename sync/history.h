@@ -11,6 +11,8 @@
  *
  * Each device has a ref refs/samen/devices/<64 hex of its public key>
  * pointing at the commit of its newest change; it only ever moves forward.
+ * A device that signed two changes with one seq (equivocation) has a second
+ * branch, kept reachable by refs/samen/forks/<key hex>/<commit hex>.
  *
  * Durability: the repository is opened with libgit2's fsync enabled
  * (GIT_OPT_ENABLE_FSYNC_GITDIR). A single change is written as loose
