@@ -544,9 +544,22 @@ int main(int argc, char **argv)
 	double open_ms = (now() - t0) * 1000;
 
 	samen_check_result cr;
-	char h[4][65];
+	char h[4][65], each_h[65];
+	int each_equal;
 	if (samen_plan_check(pl[3], &cr, h[3]) < 0)
 		die("check");
+	{
+		/* one import or one per file: the same plan */
+		samen_store *se;
+		samen_plan *pe = NULL;
+		snprintf(path, sizeof(path), "%s/store3-each", dir);
+		se = store_at(path, "Fresh (one by one)");
+		if (samen_plan_open(&pe, se, NULL) < 0 || samen_plan_state_hash(pe, each_h) < 0)
+			die("open merged one by one");
+		each_equal = strcmp(each_h, h[3]) == 0;
+		samen_plan_free(pe);
+		samen_store_free(se);
+	}
 	uint64_t hist_bytes = 0;
 	if (history_gc(pl[3]->hist, &hist_bytes) < 0)
 		die("gc");
@@ -618,14 +631,15 @@ int main(int argc, char **argv)
 	double merge_ups = total / merge_s;
 	printf("{\"workload\":\"W1\",\"U\":%ld,\"total_updates\":%ld,\"merge_s\":%.3f,\"merge_updates_per_s\":%.0f,"
 	       "\"baseline_rows_per_s\":%.0f,\"merge_vs_baseline\":%.3f,\"merge_each_s\":%.3f,"
-	       "\"merge_each_vs_baseline\":%.3f,\"merge_each_peak_rss_mb\":%.1f,\"wire_bytes\":%" PRIu64
+	       "\"merge_each_vs_baseline\":%.3f,\"merge_each_peak_rss_mb\":%.1f,\"merge_each_state_equal\":%s,"
+	       "\"wire_bytes\":%" PRIu64
 	       ",\"wire_bytes_per_update\":%.2f,\"history_bytes_per_update\":%.2f,\"replica_bytes\":%" PRIu64
 	       ",\"open_ms\":%.1f,\"goals_listed\":%ld,\"peak_rss_mb\":%.1f,\"conflicts\":%lld,\"incr_bytes\":%" PRIu64
 	       ",\"incr_ms\":%.1f,\"incr_transport\":\"bundle\",\"state_hashes_equal\":%s,\"peer_full_changes\":%" PRIu64
 	       ",\"peer_full_bytes\":%" PRIu64 ",\"peer_full_s\":%.3f,\"peer_incr_changes\":%" PRIu64
 	       ",\"peer_incr_bytes\":%" PRIu64 ",\"peer_incr_ms\":%.1f,\"peer_state_equal\":%s}\n",
 	       U, total, merge_s, merge_ups, base_rows_s, merge_ups / base_rows_s, each_s,
-	       total / each_s / base_rows_s, each_kb / 1024.0, wire, (double)wire / total,
+	       total / each_s / base_rows_s, each_kb / 1024.0, each_equal ? "true" : "false", wire, (double)wire / total,
 	       (double)hist_bytes / total, replica_bytes, open_ms, listed, peak_kb / 1024.0, (long long)cr.conflicts,
 	       incr_bytes, incr_ms, equal ? "true" : "false", peer.full_changes, peer.full_bytes, peer.full_s,
 	       peer.incr_changes, peer.incr_bytes, peer.incr_ms, peer.equal ? "true" : "false");
@@ -640,5 +654,5 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "w1: kept %s\n", dir);
 	}
-	return equal && peer.equal ? 0 : 1;
+	return equal && each_equal && peer.equal ? 0 : 1;
 }
