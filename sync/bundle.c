@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,42 @@ typedef struct {
 	uint64_t written;
 } bundle_writer;
 
+/* Where a --since bundle starts reading: the lowest rowid of any change the
+ * receiver lacks, found per device through the (devno, seq) index, so that
+ * an incremental bundle does not scan the whole history. A device's changes
+ * are applied in seq order, so nothing it lacks lies before that row. */
+static int first_wanted_rowid(samen_plan *p, hmap *vv, int64_t *from)
+{
+	sqlite3 *db = replica_db(p->rep);
+	sqlite3_stmt *devs = NULL, *first = NULL;
+	int64_t best = INT64_MAX;
+	int rc = 0;
+	if (sqlite3_prepare_v2(db, "SELECT d.devno, d.key, (SELECT f.seq FROM forks f WHERE f.devno = d.devno) FROM devs d",
+	                       -1, &devs, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT min(rowid) FROM changes WHERE devno = ? AND seq > ?", -1, &first, NULL) !=
+	        SQLITE_OK) {
+		rc = samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(db));
+		goto cleanup;
+	}
+	while (sqlite3_step(devs) == SQLITE_ROW) {
+		uint64_t *have = sqlite3_column_bytes(devs, 1) == 32 ? hmap_get(vv, sqlite3_column_blob(devs, 1)) : NULL;
+		uint64_t above = have ? *have : 0, forked = (uint64_t)sqlite3_column_int64(devs, 2);
+		if (forked && above >= forked)
+			above = forked - 1;
+		sqlite3_reset(first);
+		sqlite3_bind_int64(first, 1, sqlite3_column_int64(devs, 0));
+		sqlite3_bind_int64(first, 2, (int64_t)(above > INT64_MAX ? INT64_MAX : above));
+		if (sqlite3_step(first) == SQLITE_ROW && sqlite3_column_type(first, 0) != SQLITE_NULL &&
+		    sqlite3_column_int64(first, 0) < best)
+			best = sqlite3_column_int64(first, 0);
+	}
+	*from = best;
+cleanup:
+	sqlite3_finalize(devs);
+	sqlite3_finalize(first);
+	return rc;
+}
+
 static int bw_flush(bundle_writer *w, int flush)
 {
 	int zrc;
@@ -151,6 +188,7 @@ int samen_bundle_create(samen_plan *p, const char *path, const char *since, same
 	bundle_writer w;
 	hmap vv;
 	sqlite3_stmt *s = NULL;
+	int64_t from = 0;
 	uint8_t header[BUNDLE_HEADER];
 	char *tmp = NULL;
 	int rc = 0, zinit = 0;
@@ -185,16 +223,20 @@ int samen_bundle_create(samen_plan *p, const char *path, const char *since, same
 		goto cleanup;
 	}
 	zinit = 1;
+	if (since && (rc = first_wanted_rowid(p, &vv, &from)) < 0)
+		goto cleanup;
 	/* rowid order is the order of application, which is causal */
 	/* A device that equivocated has two changes with one seq, which a
 	 * version vector cannot tell apart: from its fork on, all its changes
 	 * go, so the receiver learns of the fork too. */
 	if (sqlite3_prepare_v2(replica_db(p->rep), "SELECT d.key, c.seq, c.body, c.sig, c.blob, c.id,"
 	                       " (SELECT f.seq FROM forks f WHERE f.devno = c.devno) FROM changes c"
-	                       " JOIN devs d ON d.devno = c.devno ORDER BY c.rowid", -1, &s, NULL) != SQLITE_OK) {
+	                       " JOIN devs d ON d.devno = c.devno WHERE c.rowid >= ? ORDER BY c.rowid", -1, &s,
+	                       NULL) != SQLITE_OK) {
 		rc = samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(replica_db(p->rep)));
 		goto cleanup;
 	}
+	sqlite3_bind_int64(s, 1, from);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		uint64_t *have = hmap_get(&vv, sqlite3_column_blob(s, 0));
 		uint8_t *bytes;
