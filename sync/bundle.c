@@ -116,8 +116,11 @@ static int first_wanted_rowid(samen_plan *p, hmap *vv, int64_t *from)
 	int rc = 0;
 	if (sqlite3_prepare_v2(db, "SELECT d.devno, d.key, (SELECT f.seq FROM forks f WHERE f.devno = d.devno) FROM devs d",
 	                       -1, &devs, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT min(rowid) FROM changes WHERE devno = ? AND seq > ?", -1, &first, NULL) !=
-	        SQLITE_OK) {
+	    /* in (devno, seq) index order, so one step, not a scan of the range:
+	     * the first change above `above` comes first in rowid order too,
+	     * as every later one builds on it (a fork at that seq: the older) */
+	    sqlite3_prepare_v2(db, "SELECT rowid FROM changes WHERE devno = ? AND seq > ? ORDER BY seq, rowid LIMIT 1",
+	                       -1, &first, NULL) != SQLITE_OK) {
 		rc = samen_error_set(SAMEN_EIO, "replica: %s", sqlite3_errmsg(db));
 		goto cleanup;
 	}
@@ -129,8 +132,7 @@ static int first_wanted_rowid(samen_plan *p, hmap *vv, int64_t *from)
 		sqlite3_reset(first);
 		sqlite3_bind_int64(first, 1, sqlite3_column_int64(devs, 0));
 		sqlite3_bind_int64(first, 2, (int64_t)(above > INT64_MAX ? INT64_MAX : above));
-		if (sqlite3_step(first) == SQLITE_ROW && sqlite3_column_type(first, 0) != SQLITE_NULL &&
-		    sqlite3_column_int64(first, 0) < best)
+		if (sqlite3_step(first) == SQLITE_ROW && sqlite3_column_int64(first, 0) < best)
 			best = sqlite3_column_int64(first, 0);
 	}
 	*from = best;
